@@ -1,0 +1,26 @@
+"""Base classes for every model: strict for what users write, lenient for what we read back."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["LenientModel", "StrictModel"]
+
+
+class StrictModel(BaseModel):
+    """For user input: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        use_attribute_docstrings=True,
+        populate_by_name=False,
+        allow_inf_nan=False,
+    )
+
+
+class LenientModel(BaseModel):
+    """For things we read back (safetensors metadata, sd-scripts dumps): unknown keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)

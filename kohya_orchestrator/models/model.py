@@ -1,0 +1,81 @@
+"""The base model to train on: checkpoint path, family and text-encoder settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .base import StrictModel
+
+__all__ = ["FAMILY_BUCKET_STEP", "FAMILY_SCRIPTS", "Family", "ModelConfig"]
+
+Family = Literal["sd15", "sd2", "sdxl"]
+"""Model families. flux and sd3 have scripts in sd-scripts but no job model here yet."""
+
+# Which sd-scripts entry point trains a network for each family (flux/sd3 kept for later).
+FAMILY_SCRIPTS: dict[str, str] = {
+    "sd15": "train_network.py",
+    "sd2": "train_network.py",
+    "sdxl": "sdxl_train_network.py",
+    "flux": "flux_train_network.py",
+    "sd3": "sd3_train_network.py",
+}
+
+# bucket_reso_steps must be divisible by this (train_network.py:175 asserts 64 for SD1/2;
+# sdxl_train_network.py asserts 32).
+FAMILY_BUCKET_STEP: dict[str, int] = {"sd15": 64, "sd2": 64, "sdxl": 32, "flux": 64, "sd3": 32}
+
+
+class ModelConfig(StrictModel):
+    """`[model]`: what to train on."""
+
+    pretrained_model_name_or_path: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="Base checkpoint: a .safetensors/.ckpt file, a diffusers folder or a "
+            "Hugging Face id (sd-scripts: --pretrained_model_name_or_path).",
+        ),
+    ]
+    family: Annotated[
+        Family,
+        Field(description="Model family: sd15, sd2 or sdxl. Picks the training script."),
+    ] = "sd15"
+    v_parameterization: Annotated[
+        bool,
+        Field(description="v-prediction model, e.g. SD 2.x 768-v (sd-scripts: --v_parameterization)."),
+    ] = False
+    clip_skip: Annotated[
+        int | None,
+        Field(ge=1, le=12, description="Use the output of the n-th last CLIP layer (sd-scripts: --clip_skip)."),
+    ] = None
+    vae: Annotated[
+        str | None,
+        Field(min_length=1, description="A separate VAE file or folder (sd-scripts: --vae)."),
+    ] = None
+    tokenizer_cache_dir: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="Folder holding the tokenizer, for offline machines (sd-scripts: --tokenizer_cache_dir).",
+        ),
+    ] = None
+    max_token_length: Annotated[
+        Literal[75, 150, 225] | None,
+        Field(description="Caption token limit: 75 (default), 150 or 225 (sd-scripts: --max_token_length)."),
+    ] = None
+    no_half_vae: Annotated[
+        bool,
+        Field(description="Keep the VAE in fp32 (SDXL with fp16; sd-scripts: --no_half_vae)."),
+    ] = False
+
+    @property
+    def v2(self) -> bool:
+        """True for SD 2.x models (sd-scripts: --v2)."""
+        return self.family == "sd2"
+
+    @property
+    def script(self) -> str:
+        """The sd-scripts training script for this family."""
+        return FAMILY_SCRIPTS[self.family]

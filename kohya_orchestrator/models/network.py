@@ -1,0 +1,265 @@
+"""`[network]`: what to train. A discriminated union on ``algo``.
+
+``lora`` is sd-scripts' own ``networks.lora`` (LoRA-LierLa; with ``conv_dim`` LoRA-C3Lier, the
+LoCon-style variant). Every other algo goes through LyCORIS (``lycoris.kohya``), which reads its
+settings from ``network_args`` strings (ly:lycoris/kohya.py). Each algo accepts only the arguments it
+uses: an IA3 job with a ``network_dim`` is an error, not a silently ignored value.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag, field_validator
+
+from .base import StrictModel
+
+__all__ = [
+    "BoftNetwork",
+    "DiagOftNetwork",
+    "DyLoraNetwork",
+    "FullNetwork",
+    "IA3Network",
+    "LoConNetwork",
+    "LoHaNetwork",
+    "LoKrNetwork",
+    "LoraNetwork",
+    "Network",
+    "ALGOS",
+    "LYCORIS_BUILTIN_PRESETS",
+]
+
+ALGOS = ("lora", "locon", "loha", "lokr", "ia3", "dylora", "full", "diag-oft", "boft")
+
+LYCORIS_BUILTIN_PRESETS = (
+    "full",
+    "full-lin",
+    "attn-mlp",
+    "attn-only",
+    "unet-only",
+    "unet-transformer-only",
+    "unet-convblock-only",
+    "ia3",
+)
+
+Dim = Annotated[int, Field(ge=1, le=100000, description="Rank of the linear layers (--network_dim).")]
+Alpha = Annotated[
+    float, Field(gt=0, description="Alpha; the update is scaled by alpha/dim (--network_alpha).")
+]
+Dropout = Annotated[float | None, Field(ge=0.0, lt=1.0)]
+
+
+class _NetworkCommon(StrictModel):
+    """Settings every network type shares (sd-scripts' own arguments, not network_args)."""
+
+    @field_validator("algo", mode="before", check_fields=False)
+    @classmethod
+    def _lower_algo(cls, v: Any) -> Any:
+        # LyCORIS lower-cases algo names (ly:lycoris/kohya.py:47)
+        return v.lower() if isinstance(v, str) else v
+
+    network_weights: Annotated[
+        str | None,
+        Field(min_length=1, description="Start from these weights (--network_weights)."),
+    ] = None
+    network_train_unet_only: Annotated[
+        bool, Field(description="Train the U-Net only (--network_train_unet_only).")
+    ] = False
+    network_train_text_encoder_only: Annotated[
+        bool, Field(description="Train the text encoder only (--network_train_text_encoder_only).")
+    ] = False
+    scale_weight_norms: Annotated[
+        float | None, Field(gt=0, description="Max-norm regularisation (--scale_weight_norms).")
+    ] = None
+
+
+class _LoraPlus(StrictModel):
+    loraplus_lr_ratio: Annotated[
+        float | None, Field(gt=0, description="LoRA+: LR of the up matrices × ratio (paper: 16).")
+    ] = None
+    loraplus_unet_lr_ratio: Annotated[
+        float | None, Field(gt=0, description="LoRA+ ratio for the U-Net only.")
+    ] = None
+    loraplus_text_encoder_lr_ratio: Annotated[
+        float | None, Field(gt=0, description="LoRA+ ratio for the text encoder only.")
+    ] = None
+
+
+class LoraNetwork(_NetworkCommon, _LoraPlus):
+    """sd-scripts' networks.lora. With conv_dim it also trains 3x3 convs (LoRA-C3Lier, LoCon-style)."""
+
+    algo: Literal["lora"] = "lora"
+    network_dim: Dim = 16
+    network_alpha: Alpha = 8.0
+    conv_dim: Annotated[
+        int | None, Field(ge=1, description="Rank for 3x3 convs; enables C3Lier (network_args).")
+    ] = None
+    conv_alpha: Annotated[float | None, Field(gt=0, description="Alpha for 3x3 convs.")] = None
+    network_dropout: Annotated[
+        Dropout, Field(description="Neuron dropout (--network_dropout).")
+    ] = None
+    rank_dropout: Annotated[Dropout, Field(description="Per-rank dropout (network_args).")] = None
+    module_dropout: Annotated[Dropout, Field(description="Skip a module with this probability.")] = None
+    block_dims: Annotated[
+        list[int] | None, Field(description="Per-block ranks: 25 values for SD1/2, 23 for SDXL.")
+    ] = None
+    block_alphas: Annotated[list[float] | None, Field(description="Per-block alphas.")] = None
+    conv_block_dims: Annotated[list[int] | None, Field(description="Per-block 3x3 ranks.")] = None
+    conv_block_alphas: Annotated[list[float] | None, Field(description="Per-block 3x3 alphas.")] = None
+    down_lr_weight: Annotated[
+        str | None, Field(description="Per-block LR weights (comma floats or e.g. 'sine+.5').")
+    ] = None
+    mid_lr_weight: Annotated[str | None, Field(description="Mid-block LR weight(s).")] = None
+    up_lr_weight: Annotated[str | None, Field(description="Up-block LR weights.")] = None
+    block_lr_zero_threshold: Annotated[
+        float | None, Field(ge=0, description="Blocks at or below this LR weight are not created.")
+    ] = None
+
+
+class _LycorisCommon(_NetworkCommon, _LoraPlus):
+    """Settings every LyCORIS algo reads (ly:lycoris/kohya.py)."""
+
+    preset: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="LyCORIS preset: a built-in name (full, attn-mlp, attn-only, unet-only, ...) "
+            "or the path of a preset TOML (network_args preset=).",
+        ),
+    ] = None
+    network_dropout: Annotated[Dropout, Field(description="Neuron dropout (dropout=).")] = None
+    rank_dropout: Annotated[Dropout, Field(description="Per-rank dropout.")] = None
+    module_dropout: Annotated[Dropout, Field(description="Skip a module with this probability.")] = None
+    train_norm: Annotated[bool, Field(description="Also train norm layers.")] = False
+
+
+class _Factorised(_LycorisCommon):
+    """LoCon / LoHa / LoKr: low-rank factorisations with optional conv layers."""
+
+    preset: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="LyCORIS preset: a built-in name or a preset TOML path. Defaults to "
+            "attn-mlp, LyCORIS' advice for most cases and the preset that trains SD1.5 on "
+            "lycoris-lora 4.x (whose default 'full' fails there: duplicated lora name).",
+        ),
+    ] = "attn-mlp"
+    conv_dim: Annotated[
+        int | None,
+        Field(ge=1, description="Rank for convs; LyCORIS defaults it to network_dim (conv_dim=)."),
+    ] = None
+    conv_alpha: Annotated[float | None, Field(gt=0, description="Alpha for convs (conv_alpha=).")] = None
+    use_tucker: Annotated[
+        bool, Field(description="Tucker decomposition for k>1 convs (use_tucker=).")
+    ] = False
+    use_scalar: Annotated[bool, Field(description="Train an extra scalar per module.")] = False
+    dora_wd: Annotated[
+        bool, Field(description="DoRA weight decomposition; wants a smaller LR (dora_wd=).")
+    ] = False
+    rs_lora: Annotated[bool, Field(description="Rank-stabilised scaling (rs_lora=).")] = False
+    bypass_mode: Annotated[
+        bool, Field(description="Bypass mode for quantised base layers; not with dora_wd.")
+    ] = False
+
+
+class LoConNetwork(_Factorised):
+    """LyCORIS LoCon: LoRA on linear and conv layers."""
+
+    algo: Literal["locon"] = "locon"
+    network_dim: Dim = 16
+    network_alpha: Alpha = 8.0
+
+
+class LoHaNetwork(_Factorised):
+    """LyCORIS LoHa: Hadamard product of two low-rank pairs. LyCORIS advises dim <= 32."""
+
+    algo: Literal["loha"] = "loha"
+    network_dim: Dim = 8
+    network_alpha: Alpha = 4.0
+
+
+class LoKrNetwork(_Factorised):
+    """LyCORIS LoKr: Kronecker product. Small: factor -1; large: factor 4-8 with a huge dim."""
+
+    algo: Literal["lokr"] = "lokr"
+    network_dim: Dim = 10000
+    network_alpha: Alpha = 1.0
+    factor: Annotated[
+        int,
+        Field(description="Kronecker factor; -1 picks the smallest decomposition (factor=)."),
+    ] = 8
+    decompose_both: Annotated[
+        bool,
+        Field(
+            description="Also decompose the left matrix. Rendered only when true: LyCORIS reads "
+            "the string 'False' as true (decompose_both=)."
+        ),
+    ] = False
+    full_matrix: Annotated[bool, Field(description="Use a full matrix for w2 (full_matrix=).")] = False
+    unbalanced_factorization: Annotated[
+        bool, Field(description="Swap the factor sides (unbalanced_factorization=).")
+    ] = False
+
+
+class IA3Network(_LycorisCommon):
+    """LyCORIS (IA)^3: learned scaling vectors, tiny files, high LR (5e-3 to 1e-2). No dim/alpha."""
+
+    algo: Literal["ia3"] = "ia3"
+
+
+class DyLoraNetwork(_LycorisCommon):
+    """LyCORIS DyLoRA: trains all ranks up to dim at once."""
+
+    algo: Literal["dylora"] = "dylora"
+    network_dim: Dim = 32
+    network_alpha: Alpha = 16.0
+    block_size: Annotated[int, Field(ge=1, description="Rows updated per step (block_size=).")] = 4
+    conv_dim: Annotated[int | None, Field(ge=1, description="Rank for convs (conv_dim=).")] = None
+    conv_alpha: Annotated[float | None, Field(gt=0, description="Alpha for convs.")] = None
+
+
+class FullNetwork(_LycorisCommon):
+    """LyCORIS full: native fine-tuning of the targeted layers (no dim/alpha; LR ~2e-6)."""
+
+    algo: Literal["full"] = "full"
+
+
+class DiagOftNetwork(_LycorisCommon):
+    """LyCORIS Diag-OFT: orthogonal fine-tuning; dim is the block size."""
+
+    algo: Literal["diag-oft"] = "diag-oft"
+    network_dim: Annotated[int, Field(ge=1, description="Block size (--network_dim).")] = 32
+    constraint: Annotated[float | None, Field(ge=0, description="COFT constraint.")] = None
+    rescaled: Annotated[bool, Field(description="Rescaled OFT (rescaled=).")] = False
+
+
+class BoftNetwork(_LycorisCommon):
+    """LyCORIS BOFT: butterfly orthogonal fine-tuning; dim is the block size."""
+
+    algo: Literal["boft"] = "boft"
+    network_dim: Annotated[int, Field(ge=1, description="Block size (--network_dim).")] = 32
+    constraint: Annotated[float | None, Field(ge=0, description="COFT constraint.")] = None
+    rescaled: Annotated[bool, Field(description="Rescaled OFT (rescaled=).")] = False
+
+
+def _algo(v: Any) -> str:
+    raw = v.get("algo", "lora") if isinstance(v, dict) else getattr(v, "algo", "lora")
+    return str(raw).lower() if isinstance(raw, str) else str(raw)
+
+
+Network = Annotated[
+    Annotated[LoraNetwork, Tag("lora")]
+    | Annotated[LoConNetwork, Tag("locon")]
+    | Annotated[LoHaNetwork, Tag("loha")]
+    | Annotated[LoKrNetwork, Tag("lokr")]
+    | Annotated[IA3Network, Tag("ia3")]
+    | Annotated[DyLoraNetwork, Tag("dylora")]
+    | Annotated[FullNetwork, Tag("full")]
+    | Annotated[DiagOftNetwork, Tag("diag-oft")]
+    | Annotated[BoftNetwork, Tag("boft")],
+    Discriminator(
+        _algo, custom_error_type="unknown_algo", custom_error_message="unknown network algo"
+    ),
+]
+"""A network section; ``algo`` picks the member (``lora`` when left out)."""

@@ -1,0 +1,534 @@
+"""Cross-field rules on a TrainingJob: ``check_*`` return errors, ``warn_*`` return warnings.
+
+Each rule names the key as the user wrote it (dotted path), says what is wrong and how to fix it.
+Sources are the sd-scripts checks listed in docs/sd-scripts-reference.md section 1.5 and the
+peers' complaints (peers.md section 4.8).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from ..errors import Problem
+from .dataset import DatasetBlock, DatasetConfig, DreamBoothSubset, FineTuningSubset
+from .model import FAMILY_BUCKET_STEP
+from .network import (
+    DyLoraNetwork,
+    IA3Network,
+    LoraNetwork,
+    _Factorised,
+    _LoraPlus,
+)
+from .optimizer import (
+    ADAPTIVE_OPTIMIZERS,
+    AdaFactorOptimizer,
+    DAdaptOptimizer,
+    ProdigyOptimizer,
+)
+from .sd_args import known_args
+
+if TYPE_CHECKING:
+    from .job import TrainingJob
+
+__all__ = ["check_job", "job_warnings"]
+
+Rule = Callable[["TrainingJob"], Iterator[Problem]]
+_CHECKS: list[Rule] = []
+_WARNINGS: list[Rule] = []
+
+
+def _check(fn: Rule) -> Rule:
+    _CHECKS.append(fn)
+    return fn
+
+
+def _warn(fn: Rule) -> Rule:
+    _WARNINGS.append(fn)
+    return fn
+
+
+def check_job(job: TrainingJob) -> list[Problem]:
+    """Every cross-field error in the job (empty when it is valid)."""
+    return [p for rule in _CHECKS for p in rule(job)]
+
+
+def job_warnings(job: TrainingJob) -> list[Problem]:
+    """Things that are allowed but probably not what the user wants."""
+    return [
+        Problem(p.path, p.message, p.hint, severity="warning") for rule in _WARNINGS for p in rule(job)
+    ]
+
+
+def _blocks(ds: DatasetConfig) -> list[tuple[str, DatasetConfig | DatasetBlock]]:
+    return [("dataset", ds)] + [(f"dataset.datasets[{i}]", b) for i, b in enumerate(ds.datasets)]
+
+
+# ----------------------------------------------------------------------------- length and cadence
+@_check
+def check_length(job: TrainingJob) -> Iterator[Problem]:
+    t = job.training
+    if t.max_train_epochs is not None and t.max_train_steps is not None:
+        yield Problem(
+            "training.max_train_steps",
+            "both max_train_epochs and max_train_steps are set; sd-scripts silently uses epochs",
+            "keep one: max_train_epochs (recommended) or max_train_steps",
+        )
+    if t.max_train_epochs is None and t.max_train_steps is None:
+        yield Problem(
+            "training.max_train_epochs",
+            "no training length; sd-scripts would fall back to 1600 steps whatever the dataset",
+            "set training.max_train_epochs (e.g. 10) or training.max_train_steps",
+        )
+
+
+@_check
+def check_sampling(job: TrainingJob) -> Iterator[Problem]:
+    s = job.sampling
+    if s.sample_every_n_epochs is not None and s.sample_every_n_steps is not None:
+        yield Problem(
+            "sampling.sample_every_n_steps",
+            "both sample_every_n_epochs and sample_every_n_steps are set; sd-scripts ignores "
+            "the steps one",
+            "keep one of them",
+        )
+    cadence = s.sample_every_n_epochs or s.sample_every_n_steps or s.sample_at_first
+    if cadence and not s.prompts:
+        yield Problem(
+            "sampling.prompts",
+            "sampling is scheduled but there are no prompts",
+            'add [[sampling.prompts]] with prompt = "..." or remove the sample_every_* keys',
+        )
+
+
+@_check
+def check_saving(job: TrainingJob) -> Iterator[Problem]:
+    t = job.training
+    if t.save_last_n_epochs is not None and t.save_every_n_epochs is None:
+        yield Problem(
+            "training.save_last_n_epochs",
+            "save_last_n_epochs has no effect without save_every_n_epochs",
+            "set training.save_every_n_epochs",
+        )
+
+
+# ----------------------------------------------------------------------------- precision and memory
+@_check
+def check_precision(job: TrainingJob) -> Iterator[Problem]:
+    t = job.training
+    if t.full_fp16 and t.full_bf16:
+        yield Problem("training.full_bf16", "full_fp16 and full_bf16 are both on", "keep one")
+    if t.full_fp16 and t.mixed_precision != "fp16":
+        yield Problem(
+            "training.full_fp16",
+            f"full_fp16 needs mixed_precision = \"fp16\" (it is \"{t.mixed_precision}\")",
+            'set training.mixed_precision = "fp16" or turn full_fp16 off',
+        )
+    if t.full_bf16 and t.mixed_precision != "bf16":
+        yield Problem(
+            "training.full_bf16",
+            f"full_bf16 needs mixed_precision = \"bf16\" (it is \"{t.mixed_precision}\")",
+            'set training.mixed_precision = "bf16" or turn full_bf16 off',
+        )
+    if t.fp8_base and t.mixed_precision == "no":
+        yield Problem(
+            "training.fp8_base",
+            'fp8_base needs mixed_precision "fp16" or "bf16"',
+            'set training.mixed_precision = "bf16" (or "fp16")',
+        )
+
+
+@_check
+def check_caching(job: TrainingJob) -> Iterator[Problem]:
+    t = job.training
+    if t.cache_latents or t.cache_latents_to_disk:
+        for where, opts in _caption_option_holders(job.dataset):
+            for key in ("color_aug", "random_crop"):
+                if getattr(opts, key):
+                    yield Problem(
+                        f"{where}.{key}",
+                        f"{key} changes the image every step, so latents cannot be cached",
+                        f"set training.cache_latents = false, or remove {key}",
+                    )
+    if t.cache_text_encoder_outputs:
+        if job.model.family != "sdxl":
+            yield Problem(
+                "training.cache_text_encoder_outputs",
+                f"only SDXL can cache text-encoder outputs (family is {job.model.family})",
+                "remove training.cache_text_encoder_outputs",
+            )
+        if not job.network.network_train_unet_only:
+            yield Problem(
+                "training.cache_text_encoder_outputs",
+                "caching text-encoder outputs needs U-Net-only training",
+                "set network.network_train_unet_only = true",
+            )
+        for where, opts in _caption_option_holders(job.dataset):
+            for key in ("shuffle_caption", "caption_dropout_rate", "caption_tag_dropout_rate",
+                        "caption_dropout_every_n_epochs", "token_warmup_step"):
+                if getattr(opts, key):
+                    yield Problem(
+                        f"{where}.{key}",
+                        f"{key} changes captions every step, so text-encoder outputs cannot be cached",
+                        f"remove {key} or set training.cache_text_encoder_outputs = false",
+                    )
+
+
+def _caption_option_holders(ds: DatasetConfig) -> Iterator[tuple[str, object]]:
+    for where, block in _blocks(ds):
+        yield where, block
+    for where, subset in ds.all_subsets():
+        yield where, subset
+
+
+@_check
+def check_noise_and_loss(job: TrainingJob) -> Iterator[Problem]:
+    t = job.training
+    if t.adaptive_noise_scale is not None and t.noise_offset is None:
+        yield Problem(
+            "training.adaptive_noise_scale",
+            "adaptive_noise_scale needs noise_offset",
+            "set training.noise_offset (e.g. 0.05) or remove adaptive_noise_scale",
+        )
+    if t.scale_v_pred_loss_like_noise_pred and not job.model.v_parameterization:
+        yield Problem(
+            "training.scale_v_pred_loss_like_noise_pred",
+            "only applies to v-prediction models",
+            "set model.v_parameterization = true or remove it",
+        )
+    if t.min_timestep is not None and t.max_timestep is not None and t.min_timestep >= t.max_timestep:
+        yield Problem(
+            "training.min_timestep",
+            f"min_timestep ({t.min_timestep}) must be below max_timestep ({t.max_timestep})",
+            "lower min_timestep or raise max_timestep",
+        )
+    if t.log_with in ("tensorboard", "all") and t.logging_dir is None:
+        yield Problem(
+            "training.logging_dir",
+            f'log_with = "{t.log_with}" needs a logging_dir',
+            'set training.logging_dir (e.g. "logs")',
+        )
+    if job.model.no_half_vae and job.model.family != "sdxl":
+        yield Problem("model.no_half_vae", "only applies to sdxl", "remove model.no_half_vae")
+
+
+# ----------------------------------------------------------------------------- dataset
+@_check
+def check_dataset_shape(job: TrainingJob) -> Iterator[Problem]:
+    ds = job.dataset
+    if not ds.subsets and not ds.datasets:
+        yield Problem(
+            "dataset.subsets",
+            "no images: the dataset has no subsets",
+            'add [[dataset.subsets]] with image_dir = "img/20_my style" (a <repeats>_<name> folder)',
+        )
+    if ds.subsets and ds.datasets:
+        yield Problem(
+            "dataset.datasets",
+            "both dataset.subsets and dataset.datasets are set",
+            "put the subsets inside one of the [[dataset.datasets]] entries",
+        )
+    groups = [("dataset.subsets", ds.subsets)] + [
+        (f"dataset.datasets[{i}].subsets", b.subsets) for i, b in enumerate(ds.datasets)
+    ]
+    for where, subsets in groups:
+        kinds = {s.kind for s in subsets}
+        if len(kinds) > 1:
+            yield Problem(
+                where,
+                "DreamBooth (image_dir) and fine-tuning (metadata_file) subsets are mixed in one "
+                "dataset; sd-scripts refuses that",
+                "move the fine-tuning subsets into their own [[dataset.datasets]] entry",
+            )
+        if subsets and all(isinstance(s, DreamBoothSubset) and s.is_reg for s in subsets):
+            yield Problem(
+                where,
+                "every subset is a regularisation set (is_reg = true): nothing to learn from",
+                "add a subset of training images",
+            )
+    for where, s in ds.all_subsets():
+        if isinstance(s, DreamBoothSubset) and s.num_repeats is None and s.effective_repeats is None:
+            if ds.num_repeats is None:
+                yield Problem(
+                    f"{where}.num_repeats",
+                    f"no repeat count: '{s.folder_name}' has no '<repeats>_' prefix",
+                    f"set num_repeats (e.g. 10) or rename the folder to '10_{s.folder_name}'",
+                )
+        if isinstance(s, DreamBoothSubset) and s.effective_repeats == 0 and s.num_repeats is None:
+            yield Problem(
+                f"{where}.image_dir",
+                f"folder '{s.folder_name}' means 0 repeats: sd-scripts skips it silently",
+                "rename it with a repeat count of 1 or more, e.g. '10_name'",
+            )
+
+
+@_check
+def check_buckets(job: TrainingJob) -> Iterator[Problem]:
+    family = job.model.family
+    step_multiple = FAMILY_BUCKET_STEP[family]
+    ds = job.dataset
+    for where, block in _blocks(ds):
+        steps = block.bucket_reso_steps
+        if steps is not None and steps % step_multiple:
+            yield Problem(
+                f"{where}.bucket_reso_steps",
+                f"{steps} is not a multiple of {step_multiple}, which {family} requires",
+                f"use {step_multiple} or another multiple of {step_multiple}",
+            )
+        res = block.resolution if block.resolution is not None else ds.resolution
+        sides = (res, res) if isinstance(res, int) else res
+        lo = block.min_bucket_reso if block.min_bucket_reso is not None else ds.min_bucket_reso
+        hi = block.max_bucket_reso if block.max_bucket_reso is not None else ds.max_bucket_reso
+        if lo is not None and lo > min(sides):
+            yield Problem(
+                f"{where}.min_bucket_reso",
+                f"min_bucket_reso {lo} is above the resolution's short side {min(sides)}",
+                f"set min_bucket_reso to {min(sides)} or less",
+            )
+        if hi is not None and hi < max(sides):
+            yield Problem(
+                f"{where}.max_bucket_reso",
+                f"max_bucket_reso {hi} is below the resolution's long side {max(sides)}",
+                f"set max_bucket_reso to {max(sides)} or more",
+            )
+
+
+# ----------------------------------------------------------------------------- network
+@_check
+def check_network(job: TrainingJob) -> Iterator[Problem]:
+    n = job.network
+    if n.network_train_unet_only and n.network_train_text_encoder_only:
+        yield Problem(
+            "network.network_train_text_encoder_only",
+            "network_train_unet_only and network_train_text_encoder_only are both on",
+            "keep one",
+        )
+    if isinstance(n, LoraNetwork):
+        expected = 23 if job.model.family == "sdxl" else 25
+        pairs = (("block_dims", "block_alphas"), ("conv_block_dims", "conv_block_alphas"))
+        for dims_key, alphas_key in pairs:
+            dims, alphas = getattr(n, dims_key), getattr(n, alphas_key)
+            if dims is not None and len(dims) != expected:
+                yield Problem(
+                    f"network.{dims_key}",
+                    f"{len(dims)} values; {job.model.family} has {expected} blocks",
+                    f"give exactly {expected} values",
+                )
+            if alphas is not None and (dims is None or len(alphas) != len(dims)):
+                yield Problem(
+                    f"network.{alphas_key}",
+                    f"{alphas_key} needs {dims_key} with the same number of values",
+                    f"set {dims_key} and give both {expected} values",
+                )
+        if n.conv_alpha is not None and n.conv_dim is None:
+            yield Problem("network.conv_alpha", "conv_alpha without conv_dim", "set network.conv_dim")
+    if isinstance(n, DyLoraNetwork) and n.conv_dim is not None and n.conv_dim != n.network_dim:
+        yield Problem(
+            "network.conv_dim",
+            f"DyLoRA needs conv_dim equal to network_dim ({n.network_dim})",
+            f"set conv_dim = {n.network_dim} or remove it",
+        )
+    if isinstance(n, _Factorised) and n.dora_wd and n.bypass_mode:
+        yield Problem(
+            "network.bypass_mode",
+            "dora_wd turns bypass mode off in LyCORIS; they cannot be combined",
+            "turn one of them off",
+        )
+
+
+# ----------------------------------------------------------------------------- optimizer
+@_check
+def check_optimizer(job: TrainingJob) -> Iterator[Problem]:
+    o = job.optimizer
+    adaptive = isinstance(o, ProdigyOptimizer | DAdaptOptimizer)
+    if adaptive and o.learning_rate <= 0.1:
+        yield Problem(
+            "optimizer.learning_rate",
+            f"{o.type} adapts its own step size and expects learning_rate around 1.0 "
+            f"(got {o.learning_rate:g}); at this value it barely trains",
+            "set optimizer.learning_rate = 1.0 (use d_coef to scale Prodigy)",
+        )
+    if adaptive and isinstance(job.network, _LoraPlus):
+        n = job.network
+        if n.loraplus_lr_ratio or n.loraplus_unet_lr_ratio or n.loraplus_text_encoder_lr_ratio:
+            yield Problem(
+                "network.loraplus_lr_ratio",
+                f"LoRA+ ratios cannot be combined with {o.type}: it keeps one step size",
+                "remove the loraplus_* ratios or use AdamW",
+            )
+    if isinstance(o, AdaFactorOptimizer) and o.relative_step is not False:
+        s = job.scheduler
+        if s.lr_warmup_steps:
+            yield Problem(
+                "scheduler.lr_warmup_steps",
+                "Adafactor with relative_step (its default) does not take a warmup; sd-scripts "
+                "raises an error",
+                "set lr_warmup_steps = 0, or optimizer.relative_step = false",
+            )
+    s = job.scheduler
+    if s.lr_scheduler == "constant" and s.lr_warmup_steps:
+        yield Problem(
+            "scheduler.lr_warmup_steps",
+            'the "constant" schedule does not take a warmup; sd-scripts raises an error',
+            'use lr_scheduler = "constant_with_warmup", or set lr_warmup_steps = 0',
+        )
+    if s.lr_scheduler == "cosine_with_min_lr" and s.lr_scheduler_min_lr_ratio is None:
+        yield Problem(
+            "scheduler.lr_scheduler_min_lr_ratio",
+            "cosine_with_min_lr needs lr_scheduler_min_lr_ratio",
+            "set it, e.g. 0.1",
+        )
+    if s.lr_scheduler == "warmup_stable_decay" and not s.lr_decay_steps:
+        yield Problem(
+            "scheduler.lr_decay_steps",
+            "warmup_stable_decay needs lr_decay_steps",
+            "set it, e.g. 0.1 (10% of the steps)",
+        )
+    if s.lr_scheduler == "piecewise_constant" and "step_rules" not in s.lr_scheduler_args:
+        yield Problem(
+            "scheduler.lr_scheduler_args",
+            "piecewise_constant needs step_rules",
+            'set lr_scheduler_args = { step_rules = "1:10,0.1" }',
+        )
+
+
+# ----------------------------------------------------------------------------- extra_args
+def _modelled_keys() -> dict[str, str]:
+    from .job import TrainingJob
+
+    out: dict[str, str] = {}
+    for section, field in TrainingJob.model_fields.items():
+        ann = field.annotation
+        for model in getattr(ann, "__args__", (ann,)):
+            for key in getattr(model, "model_fields", {}):
+                out.setdefault(key, section)
+    return out
+
+
+@_check
+def check_extra_args(job: TrainingJob) -> Iterator[Problem]:
+    known = known_args(job.model.family)
+    modelled = _modelled_keys()
+    for key in job.extra_args:
+        where = f"extra_args.{key}"
+        if key in modelled and key not in ("extra_args",):
+            yield Problem(
+                where,
+                f"'{key}' is part of the job format",
+                f"set it as {modelled[key]}.{key} instead",
+            )
+        elif key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            yield Problem(
+                where,
+                f"sd-scripts has no argument '{key}' for {job.model.family}; it would silently "
+                "ignore it",
+                f"did you mean '{close[0]}'?" if close else "check the name against sd-scripts' --help",
+            )
+        elif key in ("config_file", "dataset_config", "output_config", "sample_prompts",
+                     "network_module", "network_args", "optimizer_args", "optimizer_type",
+                     "train_data_dir", "reg_data_dir", "in_json"):
+            yield Problem(where, f"'{key}' is written by kohya_orchestrator", "remove it")
+
+
+# ----------------------------------------------------------------------------- warnings
+@_warn
+def warn_adaptive(job: TrainingJob) -> Iterator[Problem]:
+    o = job.optimizer
+    if o.type in ADAPTIVE_OPTIMIZERS:
+        lrs = {lr for lr in (o.unet_lr, o.text_encoder_lr) if lr}
+        if len(lrs) > 1 or (lrs and lrs != {o.learning_rate}):
+            yield Problem(
+                "optimizer.unet_lr",
+                f"{o.type} uses only the first learning rate group; different unet_lr / "
+                "text_encoder_lr have no effect",
+                "remove unet_lr and text_encoder_lr (or set text_encoder_lr = 0 to freeze the TE)",
+            )
+
+
+@_warn
+def warn_network(job: TrainingJob) -> Iterator[Problem]:
+    n = job.network
+    if isinstance(n, _Factorised) and n.conv_dim and n.preset in ("attn-mlp", "attn-only"):
+        yield Problem(
+            "network.conv_dim",
+            f"preset '{n.preset}' trains no conv layers, so conv_dim is ignored",
+            'remove conv_dim, or use preset = "full" (which fails on SD1.5 with lycoris-lora 4.x)',
+        )
+    if isinstance(n, IA3Network) and n.preset in (None, "ia3", "full"):
+        yield Problem(
+            "network.preset",
+            "LyCORIS' built-in presets give IA3 nothing to train on SD1.5 with lycoris-lora 4.x "
+            "(optimizer got an empty parameter list)",
+            "point network.preset at a preset file that targets attention k/v and the MLP output",
+        )
+    if type(n).__name__ == "LoHaNetwork" and getattr(n, "network_dim", 0) > 32:
+        yield Problem(
+            "network.network_dim",
+            "LoHa above dim 32 is prone to NaN losses (LyCORIS guidance)",
+            "use dim 32 or less, or lower the learning rate",
+        )
+    if n.network_train_unet_only and job.optimizer.text_encoder_lr:
+        yield Problem(
+            "optimizer.text_encoder_lr",
+            "text_encoder_lr is set but only the U-Net is trained",
+            "remove text_encoder_lr or network_train_unet_only",
+        )
+
+
+@_warn
+def warn_model(job: TrainingJob) -> Iterator[Problem]:
+    m = job.model
+    if m.family == "sd15" and m.v_parameterization:
+        yield Problem(
+            "model.v_parameterization",
+            "SD 1.5 models predict noise, not v",
+            "remove it unless your model is a v-prediction fine-tune",
+        )
+    if m.family == "sdxl" and m.clip_skip is not None:
+        yield Problem("model.clip_skip", "SDXL ignores clip_skip", "remove model.clip_skip")
+
+
+@_warn
+def warn_cadence(job: TrainingJob) -> Iterator[Problem]:
+    t, s = job.training, job.sampling
+    if t.max_train_epochs and t.save_every_n_epochs and t.save_every_n_epochs >= t.max_train_epochs:
+        yield Problem(
+            "training.save_every_n_epochs",
+            f"saving every {t.save_every_n_epochs} epochs in a {t.max_train_epochs}-epoch run keeps "
+            "only the final file, nothing to compare",
+            "save every 1-2 epochs to pick the best epoch by eye",
+        )
+    if s.prompts and not (s.sample_every_n_epochs or s.sample_every_n_steps or s.sample_at_first):
+        yield Problem(
+            "sampling.sample_every_n_epochs",
+            "there are prompts but no sampling cadence, so no samples will be made",
+            "set sampling.sample_every_n_epochs (e.g. 1)",
+        )
+    if s.prompts and not t.save_every_n_epochs and not t.save_every_n_steps:
+        yield Problem(
+            "training.save_every_n_epochs",
+            "samples are made but only the final checkpoint is saved",
+            "set training.save_every_n_epochs to keep the epochs you compare",
+        )
+
+
+@_warn
+def warn_dataset(job: TrainingJob) -> Iterator[Problem]:
+    for where, s in job.dataset.all_subsets():
+        if isinstance(s, FineTuningSubset):
+            continue
+        if s.class_tokens is None and s.effective_class_tokens and s.num_repeats is None:
+            continue
+        if s.num_repeats is not None and s.effective_repeats is not None:
+            from .dataset import parse_repeats_folder
+
+            parsed = parse_repeats_folder(s.folder_name)
+            if parsed and parsed[0] != s.num_repeats:
+                yield Problem(
+                    f"{where}.num_repeats",
+                    f"num_repeats = {s.num_repeats} but the folder says {parsed[0]} "
+                    f"('{s.folder_name}'); num_repeats wins",
+                    "make them agree to avoid confusion",
+                )

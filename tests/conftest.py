@@ -1,0 +1,52 @@
+"""Shared test fixtures: where the real captures live, and the e2e lab (real sd-scripts on CPU)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The read-only folder of real sd-scripts captures that sits beside the checkout (CI copies it there).
+SHARED_DIR = Path(os.environ.get("KOHYA_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
+SD_LOGS = SHARED_DIR / "fixtures" / "sd-scripts-logs"
+E2E_DIR = Path(
+    os.environ.get("KOHYA_E2E_DIR", Path.home() / ".cache" / "kohya_orchestrator" / "e2e")
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="Rewrite golden files from the current output (review the diff like code).",
+    )
+
+
+@pytest.fixture(scope="session")
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-goldens"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SD_LOGS.is_dir():
+        pytest.fail(
+            f"the real sd-scripts captures are missing: {SD_LOGS} "
+            "(set KOHYA_SHARED_DIR to the shared folder)"
+        )
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def e2e_lab() -> Path:
+    """The real sd-scripts lab built by ../shared/lab/setup-e2e.sh; skips when absent."""
+    if not (E2E_DIR / "READY").is_file():
+        pytest.skip(
+            f"no real sd-scripts e2e lab at {E2E_DIR} (READY missing): build it with "
+            "SD_SCRIPTS_GIT_DIR=<git dir of kohya-ss/sd-scripts> ../shared/lab/setup-e2e.sh "
+            "or set KOHYA_E2E_DIR"
+        )
+    return E2E_DIR
