@@ -477,3 +477,33 @@ def load_job(
         layers.append(Layer("--set", parse_set_overrides(overrides), Path.cwd()))
     composed = compose_layers(layers)
     return validate_job(composed.data, source=str(path), provenance=composed.provenance)
+
+
+def job_to_dict(job: TrainingJob) -> dict[str, Any]:
+    """The job as plain data, leaving out defaults but keeping every discriminator."""
+    data = job.model_dump(mode="json", exclude_defaults=True)
+    data["model"] = job.model.model_dump(mode="json", exclude_defaults=True)
+    data["model"]["pretrained_model_name_or_path"] = job.model.pretrained_model_name_or_path
+    data.setdefault("dataset", {})
+    data["network"] = {"algo": job.network.algo, **data.get("network", {})}
+    data["optimizer"] = {"type": job.optimizer.type, **data.get("optimizer", {})}
+    return _drop_none(data)
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def dump_job_toml(job: TrainingJob, *, header: Sequence[str] = ()) -> str:
+    """The job as a job file (TOML) that loads back to an equal job."""
+    from .render._writer import dumps
+
+    data = job_to_dict(job)
+    order = ["version", "name", "description", "preset", "model", "dataset", "network",
+             "optimizer", "scheduler", "training", "sampling", "extra_args"]
+    ordered = {k: data[k] for k in order if k in data}
+    return dumps(ordered, header=header)

@@ -249,7 +249,7 @@ class DatasetConfig(BucketOptions, CaptionOptions):
         bool, Field(description="Group images by aspect ratio (enable_bucket).")
     ] = True
     caption_extension: Annotated[
-        str | None,
+        str,
         Field(
             min_length=1,
             description="Caption file extension. Rendered as .txt unless set; sd-scripts' own "

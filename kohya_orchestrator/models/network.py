@@ -136,8 +136,8 @@ class _LycorisCommon(_NetworkCommon, _LoraPlus):
 class _Factorised(_LycorisCommon):
     """LoCon / LoHa / LoKr: low-rank factorisations with optional conv layers."""
 
-    preset: Annotated[
-        str | None,
+    preset: Annotated[  # type: ignore[assignment]
+        str,
         Field(
             min_length=1,
             description="LyCORIS preset: a built-in name or a preset TOML path. Defaults to "

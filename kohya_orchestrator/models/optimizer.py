@@ -122,22 +122,22 @@ class DAdaptOptimizer(_OptimizerCommon):
 
 
 class ProdigyOptimizer(_OptimizerCommon):
-    """Prodigy (prodigyopt): adaptive, learning_rate 1.0. Recommended args are the defaults here."""
+    """Prodigy (prodigyopt): adaptive, learning_rate 1.0. The presets carry the recommended args."""
 
     type: Literal["Prodigy"]
     learning_rate: Annotated[float, Field(gt=0, description="Keep at 1.0 (--learning_rate).")] = 1.0
     d_coef: Annotated[
         float | None, Field(gt=0, description="Scales the adapted step (d_coef; 0.5-2).")
     ] = None
-    decouple: Annotated[bool | None, Field(description="AdamW-style weight decay.")] = True
-    weight_decay: Annotated[float | None, Field(ge=0, description="Weight decay.")] = 0.01
+    decouple: Annotated[bool | None, Field(description="AdamW-style weight decay (recommended on).")] = None
+    weight_decay: Annotated[float | None, Field(ge=0, description="Weight decay, e.g. 0.01.")] = None
     use_bias_correction: Annotated[
         bool | None, Field(description="Adam bias correction (recommended on).")
-    ] = True
+    ] = None
     safeguard_warmup: Annotated[
         bool | None, Field(description="Safer D estimate during LR warmup (recommended on).")
-    ] = True
-    betas: Annotated[Betas | None, Field(description="Betas [b1, b2], e.g. [0.9, 0.99].")] = (0.9, 0.99)
+    ] = None
+    betas: Annotated[Betas | None, Field(description="Betas [b1, b2], e.g. [0.9, 0.99].")] = None
     d0: Annotated[float | None, Field(gt=0, description="Initial D estimate.")] = None
     growth_rate: Annotated[float | None, Field(gt=0, description="Max growth of D per step.")] = None
 

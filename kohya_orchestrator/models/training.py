@@ -48,7 +48,7 @@ class TrainingConfig(StrictModel):
         int | None, Field(ge=1, description="Keep only step checkpoints of the last N steps.")
     ] = None
     save_precision: Annotated[
-        Literal["fp16", "bf16", "float"] | None,
+        Literal["fp16", "bf16", "float"],
         Field(description="Precision of saved weights (--save_precision).")
     ] = "fp16"
     save_state: Annotated[
@@ -67,7 +67,7 @@ class TrainingConfig(StrictModel):
     full_fp16: Annotated[bool, Field(description="Everything in fp16; needs mixed_precision fp16.")] = False
     full_bf16: Annotated[bool, Field(description="Everything in bf16; needs mixed_precision bf16.")] = False
     fp8_base: Annotated[bool, Field(description="Base model in fp8; needs fp16/bf16 mixed precision.")] = False
-    seed: Annotated[int | None, Field(ge=0, description="Random seed (--seed).")] = 42
+    seed: Annotated[int, Field(ge=0, description="Random seed; fixed so runs repeat (--seed).")] = 42
     gradient_checkpointing: Annotated[
         bool, Field(description="Recompute activations: less VRAM, slower (--gradient_checkpointing).")
     ] = False

@@ -1,0 +1,78 @@
+"""kohya_orchestrator: typed jobs, exact TOML rendering, launching and live progress for sd-scripts.
+
+Attributes load lazily so that ``python -m kohya_orchestrator --help`` starts fast; importing the
+package never imports torch, diffusers or lycoris.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .errors import (
+        ConfigError,
+        LaunchError,
+        OrchestratorError,
+        PresetNotFound,
+        Problem,
+        SetupError,
+        TrainingFailed,
+    )
+    from .jobfile import load_job, validate_job
+    from .models import TrainingJob
+    from .presets import list_presets, load_preset
+    from .render.toml import RenderedFiles, RenderPaths, render_job
+
+__all__ = [
+    "ConfigError",
+    "LaunchError",
+    "OrchestratorError",
+    "PresetNotFound",
+    "Problem",
+    "RenderPaths",
+    "RenderedFiles",
+    "SetupError",
+    "TrainingFailed",
+    "TrainingJob",
+    "__version__",
+    "list_presets",
+    "load_job",
+    "load_preset",
+    "render_job",
+    "validate_job",
+]
+
+_LAZY = {
+    "ConfigError": "errors",
+    "LaunchError": "errors",
+    "OrchestratorError": "errors",
+    "PresetNotFound": "errors",
+    "Problem": "errors",
+    "SetupError": "errors",
+    "TrainingFailed": "errors",
+    "TrainingJob": "models",
+    "load_job": "jobfile",
+    "validate_job": "jobfile",
+    "list_presets": "presets",
+    "load_preset": "presets",
+    "RenderPaths": "render.toml",
+    "RenderedFiles": "render.toml",
+    "render_job": "render.toml",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kohya_orchestrator' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,3 @@
+from kohya_orchestrator.cli.main import main
+
+raise SystemExit(main())

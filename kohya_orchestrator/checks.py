@@ -1,0 +1,112 @@
+"""Checks that need the filesystem (models do no I/O): paths exist, outputs are not overwritten."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import Problem
+from .models import DreamBoothSubset, FineTuningSubset, TrainingJob
+
+__all__ = ["check_outputs", "check_paths", "looks_like_hub_id"]
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def looks_like_hub_id(value: str) -> bool:
+    """True for Hugging Face ids such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'."""
+    return bool(_HUB_ID.match(value)) and not Path(value).suffix
+
+
+def _missing(path: str, key: str, what: str, hint: str) -> Problem:
+    return Problem(key, f"{what} does not exist: {path}", hint)
+
+
+def check_paths(job: TrainingJob) -> list[Problem]:
+    """Every path in the job that should exist but does not."""
+    problems: list[Problem] = []
+    m = job.model
+    model_path = m.pretrained_model_name_or_path
+    if not Path(model_path).exists() and not looks_like_hub_id(model_path):
+        problems.append(
+            _missing(
+                model_path,
+                "model.pretrained_model_name_or_path",
+                "base model",
+                "give the path of your .safetensors checkpoint (or diffusers folder)",
+            )
+        )
+    for key, value in (("model.vae", m.vae), ("model.tokenizer_cache_dir", m.tokenizer_cache_dir)):
+        if value and not Path(value).exists():
+            problems.append(_missing(value, key, "path", "fix the path or remove the key"))
+    for where, subset in job.dataset.all_subsets():
+        if isinstance(subset, DreamBoothSubset):
+            p = Path(subset.image_dir)
+            if not p.exists():
+                problems.append(
+                    _missing(
+                        subset.image_dir,
+                        f"{where}.image_dir",
+                        "image folder",
+                        "point it at a folder of images such as img/20_my style "
+                        "(python -m kohya_orchestrator dataset inspect img)",
+                    )
+                )
+            elif not p.is_dir():
+                problems.append(
+                    Problem(f"{where}.image_dir", f"not a folder: {subset.image_dir}",
+                            "give the folder that holds the images")
+                )
+        elif isinstance(subset, FineTuningSubset):
+            if not Path(subset.metadata_file).is_file():
+                problems.append(
+                    _missing(subset.metadata_file, f"{where}.metadata_file", "metadata file",
+                             "give the .json/.jsonl written by sd-scripts' finetune tools")
+                )
+    n = job.network
+    if n.network_weights and not Path(n.network_weights).exists():
+        problems.append(_missing(n.network_weights, "network.network_weights", "weights file",
+                                 "fix the path or remove network_weights"))
+    preset = getattr(n, "preset", None)
+    if isinstance(preset, str) and (preset.endswith(".toml") or "/" in preset) and not Path(preset).is_file():
+        problems.append(_missing(preset, "network.preset", "LyCORIS preset file",
+                                 "fix the path, or use a built-in preset such as attn-mlp"))
+    if job.training.resume and not Path(job.training.resume).is_dir():
+        problems.append(_missing(job.training.resume, "training.resume", "state folder",
+                                 "give a '<name>-state' folder saved with save_state"))
+    return problems
+
+
+def check_outputs(job: TrainingJob) -> list[Problem]:
+    """Refuse to start a job whose final file would overwrite an existing one."""
+    t = job.training
+    out = Path(t.output_dir)
+    final = out / f"{t.output_name}.{t.save_model_as}"
+    problems: list[Problem] = []
+    if out.exists() and not out.is_dir():
+        problems.append(Problem("training.output_dir", f"not a folder: {out}", "choose a folder"))
+    elif final.exists():
+        problems.append(
+            Problem(
+                "training.output_name",
+                f"{final} already exists and would be overwritten",
+                "choose another output_name (--set training.output_name=...) or move the file",
+            )
+        )
+    elif out.is_dir():
+        stale = sorted(out.glob(f"{glob_escape(t.output_name)}-*.{t.save_model_as}"))
+        if stale:
+            problems.append(
+                Problem(
+                    "training.output_name",
+                    f"{len(stale)} checkpoint(s) of an earlier run with this name are in {out} "
+                    f"(e.g. {stale[0].name}) and would be overwritten",
+                    "choose another output_name or output_dir",
+                )
+            )
+    return problems
+
+
+def glob_escape(text: str) -> str:
+    """Escape glob metacharacters in a file name."""
+    return re.sub(r"([*?\[])", r"[\1]", text)

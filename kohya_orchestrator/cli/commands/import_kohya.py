@@ -1,0 +1,59 @@
+"""`import-config CONFIG.toml [--dataset DATASET.toml]`: turn kohya TOML files into a job file."""
+
+from __future__ import annotations
+
+import argparse
+
+from .._common import RAW
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the verb."""
+    parser = subparsers.add_parser(
+        "import-config",
+        help="convert an existing sd-scripts config.toml (+ dataset.toml) into a job file",
+        description="Read a training TOML written for sd-scripts' --config_file (flat or "
+        "sectioned, e.g. by the kohya_ss GUI) and its --dataset_config, and write the equivalent "
+        "job file. Keys sd-scripts would silently ignore are reported; keys it knows but the job "
+        "format does not model are kept under [extra_args].",
+        epilog="examples:\n"
+        "  python -m kohya_orchestrator import-config config_lora.toml --out job.toml\n"
+        "  python -m kohya_orchestrator import-config config.toml --dataset dataset.toml --family sdxl\n\n"
+        "next: python -m kohya_orchestrator validate job.toml",
+        formatter_class=RAW,
+    )
+    parser.add_argument("config", metavar="CONFIG.toml", help="the sd-scripts --config_file")
+    parser.add_argument("--dataset", metavar="DATASET.toml", help="the --dataset_config file")
+    parser.add_argument("--family", choices=("sd15", "sd2", "sdxl"), help="model family")
+    parser.add_argument("--out", "-o", metavar="JOB.toml", help="write here (default: print)")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Import and print or write."""
+    import sys
+    from pathlib import Path
+
+    from ...errors import ConfigError, Problem
+    from ...importer import import_kohya_config
+    from ...jobfile import dump_job_toml
+    from ...render.files import write_atomic
+    from ...ui.messages import ok, print_problems
+
+    result = import_kohya_config(
+        Path(args.config), Path(args.dataset) if args.dataset else None, family=args.family
+    )
+    text = dump_job_toml(result.job, header=[f"Imported from {args.config} by kohya_orchestrator."])
+    if result.problems:
+        print_problems(result.problems)
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            raise ConfigError([Problem(str(out), "already exists; nothing was written",
+                                       "choose another path or pass --force")])
+        write_atomic(out, text)
+        ok(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+    return 0

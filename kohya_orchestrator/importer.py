@@ -1,0 +1,377 @@
+"""Read an existing kohya training TOML (flat or sectioned) and dataset TOML back into a job.
+
+sd-scripts lifts each section's keys one level up and silently accepts unknown keys
+(train_util.py:4748-4761). Here every key is accounted for: mapped onto the job format, kept in
+``extra_args`` when sd-scripts knows it but the job format does not, or reported when sd-scripts
+would ignore it.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, Problem
+from .jobfile import read_toml, validate_job
+from .models import TrainingJob
+from .models.dataset import BucketOptions, CaptionOptions, parse_repeats_folder
+from .models.network import ALGOS
+from .models.sd_args import known_args
+from .models.training import TrainingConfig
+
+__all__ = ["ImportResult", "import_kohya_config", "job_dict_from_kohya"]
+
+_MODEL_KEYS = {
+    "pretrained_model_name_or_path", "v_parameterization", "clip_skip", "vae",
+    "tokenizer_cache_dir", "max_token_length", "no_half_vae",
+}
+_OPT_KEYS = {"learning_rate", "unet_lr", "text_encoder_lr", "max_grad_norm"}
+_SCHED_KEYS = {
+    "lr_scheduler", "lr_warmup_steps", "lr_decay_steps", "lr_scheduler_num_cycles",
+    "lr_scheduler_power", "lr_scheduler_min_lr_ratio", "lr_scheduler_timescale",
+}
+_NET_KEYS = {
+    "network_dim", "network_alpha", "network_dropout", "network_weights",
+    "network_train_unet_only", "network_train_text_encoder_only", "scale_weight_norms",
+}
+_SAMPLE_KEYS = {"sample_every_n_epochs", "sample_every_n_steps", "sample_at_first", "sample_sampler"}
+_TRAINING_KEYS = set(TrainingConfig.model_fields) - {"attention"}
+_DATASET_KEYS = set(BucketOptions.model_fields) | set(CaptionOptions.model_fields)
+# Written by the orchestrator itself or replaced by typed sections.
+_HANDLED = {
+    "network_module", "network_args", "optimizer_type", "optimizer_args", "lr_scheduler_args",
+    "dataset_config", "sample_prompts", "config_file", "train_data_dir", "reg_data_dir",
+    "sdpa", "xformers", "mem_eff_attn", "v2", "resolution", "train_batch_size",
+}
+
+
+class ImportResult:
+    """The imported job, and what could not be carried over."""
+
+    def __init__(self, job: TrainingJob, problems: list[Problem]) -> None:
+        self.job = job
+        self.problems = problems
+
+
+def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
+    # sd-scripts flattens one level: section tables lift their keys; later keys win.
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _parse_kv(items: Any, what: str, problems: list[Problem]) -> dict[str, str]:
+    if isinstance(items, str):
+        items = items.split()
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = str(item).partition("=")
+        if not sep:
+            problems.append(Problem(what, f"'{item}' has no '=': sd-scripts would fail on it",
+                                    "write key=value"))
+            continue
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _network(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    module = flat.get("network_module", "networks.lora")
+    args = _parse_kv(flat.get("network_args"), "network_args", problems)
+    net: dict[str, Any] = {k: flat[k] for k in _NET_KEYS if k in flat}
+    if module == "networks.lora":
+        net["algo"] = "lora"
+        args.pop("dropout", None)
+    elif module == "lycoris.kohya":
+        algo = args.pop("algo", "lora").lower()
+        net["algo"] = "locon" if algo == "lora" else algo
+        if net["algo"] not in ALGOS:
+            problems.append(Problem("network_args", f"algo={algo} is not supported", None))
+        dropout = args.pop("dropout", None)
+        if dropout not in (None, "None", "0", "0.0") and "network_dropout" not in net:
+            net["network_dropout"] = float(dropout)
+        # LyCORIS' old names (ly:lycoris/wrapper.py): use_cp / use_conv_cp -> use_tucker
+        for old in ("use_cp", "use_conv_cp", "disable_conv_cp"):
+            if old in args:
+                value = args.pop(old)
+                problems.append(Problem(f"network_args {old}", f"old LyCORIS name, read as use_tucker={value}",
+                                        None, "warning"))
+                args.setdefault("use_tucker", value)
+        if args.get("decompose_both", "").lower() == "false":
+            problems.append(Problem(
+                "network_args decompose_both",
+                "decompose_both=False is read as TRUE by LyCORIS (it tests the raw string); "
+                "imported as false, which is what it says",
+                None, "warning",
+            ))
+        for gui_only in ("rank_dropout_scale", "train_on_input"):
+            if gui_only in args:
+                args.pop(gui_only)
+                problems.append(Problem(f"network_args {gui_only}",
+                                        "LyCORIS' kohya entry point ignores it; dropped", None, "warning"))
+    else:
+        problems.append(Problem("network_module", f"'{module}' is not supported",
+                                "use networks.lora or lycoris.kohya"))
+    for key, value in args.items():
+        if value.lower() in ("true", "false"):
+            net[key] = value.lower() == "true"
+        elif key in ("block_dims", "conv_block_dims"):
+            net[key] = [int(v) for v in value.split(",")]
+        elif key in ("block_alphas", "conv_block_alphas"):
+            net[key] = [float(v) for v in value.split(",")]
+        elif key in ("down_lr_weight", "mid_lr_weight", "up_lr_weight", "preset", "algo"):
+            net[key] = value
+        else:
+            parsed = _literal(value)
+            net[key] = parsed
+    # What sd-scripts / LyCORIS use when the file says nothing (not our own friendlier defaults).
+    if net.get("algo") not in ("ia3", "full"):
+        net.setdefault("network_dim", 4)
+        net.setdefault("network_alpha", 1.0)
+    if module == "lycoris.kohya":
+        if net.get("algo") in ("locon", "loha", "lokr"):
+            # LyCORIS' own default; the job format's default for these is attn-mlp
+            net.setdefault("preset", "full")
+        if net.get("algo") == "lokr":
+            net.setdefault("factor", -1)
+    if net.get("algo") in ("ia3", "full"):
+        net.pop("network_dim", None)
+        net.pop("network_alpha", None)
+    if net.get("algo") in ("diag-oft", "boft"):
+        net.pop("network_alpha", None)
+    return net
+
+
+def _optimizer(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    opt: dict[str, Any] = {k: flat[k] for k in _OPT_KEYS if k in flat}
+    if isinstance(opt.get("text_encoder_lr"), list):
+        lrs = opt["text_encoder_lr"]
+        opt["text_encoder_lr"] = lrs[0] if lrs else None
+        if len(set(lrs)) > 1:
+            problems.append(Problem("text_encoder_lr", "several values; sd-scripts' networks use only "
+                                    "the first", None, "warning"))
+        if opt["text_encoder_lr"] is None:
+            opt.pop("text_encoder_lr")
+    opt.setdefault("learning_rate", 2e-6)  # sd-scripts' default (train_util.py:3701)
+    opt["type"] = flat.get("optimizer_type") or "AdamW"
+    if flat.get("use_8bit_adam"):
+        opt["type"] = "AdamW8bit"
+    args = _parse_kv(flat.get("optimizer_args"), "optimizer_args", problems)
+    from .models.optimizer import optimizer_tag
+    from .models import optimizer as optmod
+
+    model = getattr(optmod, optimizer_tag(opt), None)
+    fields = set(model.model_fields) if model is not None else set()
+    extra: dict[str, Any] = {}
+    for key, value in args.items():
+        parsed = _literal(value)
+        if isinstance(parsed, tuple):
+            parsed = list(parsed)
+        if key in fields and key not in ("type", "extra_args"):
+            opt[key] = parsed
+        else:
+            extra[key] = parsed
+    if extra:
+        opt["extra_args"] = extra
+    return opt
+
+
+def _scheduler(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    sched = {k: flat[k] for k in _SCHED_KEYS if k in flat}
+    args = _parse_kv(flat.get("lr_scheduler_args"), "lr_scheduler_args", problems)
+    if args:
+        sched["lr_scheduler_args"] = {k: _literal(v) for k, v in args.items()}
+    return sched
+
+
+def _subsets_from_dirs(train: str | None, reg: str | None, problems: list[Problem]) -> list[dict[str, Any]]:
+    subsets: list[dict[str, Any]] = []
+    for base, is_reg in ((train, False), (reg, True)):
+        if not base:
+            continue
+        root = Path(base)
+        if not root.is_dir():
+            problems.append(Problem("train_data_dir" if not is_reg else "reg_data_dir",
+                                    f"folder not found: {base}", "fix the path"))
+            continue
+        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+            parsed = parse_repeats_folder(child.name)
+            if parsed is None or parsed[0] < 1:
+                problems.append(Problem(str(child), "sd-scripts skips this folder (no <repeats>_ prefix)",
+                                        f"rename it, e.g. '10_{child.name}'", "warning"))
+                continue
+            entry: dict[str, Any] = {"image_dir": str(child)}
+            if is_reg:
+                entry["is_reg"] = True
+            subsets.append(entry)
+    return subsets
+
+
+def _dataset(flat: dict[str, Any], dataset_cfg: Mapping[str, Any] | None,
+             problems: list[Problem]) -> dict[str, Any]:
+    ds: dict[str, Any] = {}
+    if dataset_cfg is not None:
+        general = dict(dataset_cfg.get("general", {}))
+        ds.update({k: v for k, v in general.items() if k in _DATASET_KEYS})
+        for k in general:
+            if k not in _DATASET_KEYS:
+                problems.append(Problem(f"dataset general.{k}", "not a dataset config key", None))
+        blocks = list(dataset_cfg.get("datasets", []))
+        if len(blocks) == 1:
+            block = dict(blocks[0])
+            ds["subsets"] = [dict(s) for s in block.pop("subsets", [])]
+            ds.update(block)
+        else:
+            ds["datasets"] = [
+                {**dict(b), "subsets": [dict(s) for s in b.get("subsets", [])]} for b in blocks
+            ]
+    else:
+        for key in _DATASET_KEYS:
+            if key in flat:
+                ds[key] = flat[key]
+        ds["subsets"] = _subsets_from_dirs(flat.get("train_data_dir"), flat.get("reg_data_dir"), problems)
+    # sd-scripts falls back to the --config_file values for every subset (config_util.py:408-471)
+    for key in CaptionOptions.model_fields:
+        if key in flat:
+            ds.setdefault(key, flat[key])
+    ds.setdefault("caption_extension", ".caption")  # sd-scripts' own default
+    ds.setdefault("enable_bucket", bool(flat.get("enable_bucket", False)))
+    if "train_batch_size" in flat:
+        ds.setdefault("batch_size", flat["train_batch_size"])
+    if "resolution" in flat and "resolution" not in ds:
+        res = flat["resolution"]
+        if isinstance(res, str):
+            parts = [int(p) for p in res.split(",")]
+            ds["resolution"] = parts[0] if len(parts) == 1 else parts
+        else:
+            ds["resolution"] = res
+    return ds
+
+
+def _prompts(path: str, problems: list[Problem]) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.is_file():
+        problems.append(Problem("sample_prompts", f"file not found: {path}; sampling not imported",
+                                "add [[sampling.prompts]] to the job", "warning"))
+        return []
+    keys = {"n": "negative_prompt", "w": "width", "h": "height", "s": "sample_steps", "d": "seed",
+            "l": "scale", "ss": "sample_sampler"}
+    out = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split(" --")
+        prompt: dict[str, Any] = {"prompt": parts[0].strip()}
+        for part in parts[1:]:
+            opt, _, value = part.partition(" ")
+            key = keys.get(opt.strip().lower())
+            if key is None:
+                continue
+            value = value.strip()
+            if key in ("width", "height", "sample_steps", "seed"):
+                prompt[key] = int(value)
+            elif key == "scale":
+                prompt[key] = float(value)
+            else:
+                prompt[key] = value
+        out.append(prompt)
+    return out
+
+
+def job_dict_from_kohya(
+    config: Mapping[str, Any],
+    dataset_config: Mapping[str, Any] | None = None,
+    *,
+    family: str | None = None,
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Map sd-scripts config dicts onto job data; returns the data and the problems found."""
+    problems: list[Problem] = []
+    flat = _flatten(config)
+    if family is None:
+        family = "sdxl" if "cache_text_encoder_outputs" in flat else ("sd2" if flat.get("v2") else "sd15")
+    known = known_args(family)
+    model = {k: flat[k] for k in _MODEL_KEYS if k in flat}
+    model["family"] = family
+    training: dict[str, Any] = {k: flat[k] for k in _TRAINING_KEYS if k in flat}
+    attention = [a for a in ("sdpa", "xformers", "mem_eff_attn") if flat.get(a)]
+    training["attention"] = attention[0] if attention else "none"
+    if len(attention) > 1:
+        problems.append(Problem("sdpa/xformers", f"several attention switches on ({', '.join(attention)}); "
+                                f"kept {attention[0]}", None, "warning"))
+    for key in ("cache_latents", "persistent_data_loader_workers"):
+        training.setdefault(key, bool(flat.get(key, False)))
+    training.setdefault("mixed_precision", "no")
+    if training.get("save_precision") is None:
+        training["save_precision"] = "float"  # sd-scripts saves in the training dtype when unset
+    data: dict[str, Any] = {
+        "model": model,
+        "dataset": _dataset(flat, dataset_config, problems),
+        "network": _network(flat, problems),
+        "optimizer": _optimizer(flat, problems),
+        "scheduler": _scheduler(flat, problems),
+        "training": training,
+    }
+    sampling = {k: flat[k] for k in _SAMPLE_KEYS if k in flat}
+    if flat.get("sample_prompts"):
+        sampling["prompts"] = _prompts(str(flat["sample_prompts"]), problems)
+    if not sampling.get("prompts"):
+        for key in ("sample_every_n_epochs", "sample_every_n_steps", "sample_at_first"):
+            sampling.pop(key, None)
+        sampling.pop("prompts", None)
+    if sampling:
+        sampling.setdefault("sample_sampler", "ddim")
+        data["sampling"] = sampling
+    modelled = (_MODEL_KEYS | _OPT_KEYS | _SCHED_KEYS | _NET_KEYS | _SAMPLE_KEYS | _TRAINING_KEYS
+                | _HANDLED | _DATASET_KEYS | {"cache_latents", "cache_latents_to_disk",
+                                              "cache_text_encoder_outputs", "vae_batch_size",
+                                              "max_data_loader_n_workers", "persistent_data_loader_workers",
+                                              "logging_dir", "log_with", "log_prefix", "use_8bit_adam"})
+    extra: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key in modelled:
+            continue
+        if key in known:
+            extra[key] = value
+        else:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            problems.append(Problem(
+                key,
+                "sd-scripts has no such argument and silently ignores it; not imported",
+                f"did you mean '{close[0]}'?" if close else None,
+                "warning",
+            ))
+    if extra:
+        data["extra_args"] = extra
+    return data, problems
+
+
+def import_kohya_config(
+    config_path: Path, dataset_path: Path | None = None, *, family: str | None = None
+) -> ImportResult:
+    """Read kohya TOML files into a validated job (ConfigError when it cannot be one)."""
+    config = read_toml(config_path, what="kohya config")
+    flat = _flatten(config)
+    if dataset_path is None and flat.get("dataset_config"):
+        candidate = Path(str(flat["dataset_config"]))
+        if candidate.is_file():
+            dataset_path = candidate
+    dataset_cfg = read_toml(dataset_path, what="dataset config") if dataset_path else None
+    data, problems = job_dict_from_kohya(config, dataset_cfg, family=family)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ConfigError(errors, source=str(config_path))
+    job = validate_job(data, source=str(config_path))
+    return ImportResult(job, problems)

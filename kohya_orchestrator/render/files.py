@@ -1,0 +1,64 @@
+"""Write rendered files to a folder: the one place rendering touches the disk."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import ConfigError, Problem
+from ..models import TrainingJob
+from .toml import RenderedFiles, RenderPaths, render_job
+
+__all__ = ["CONFIG_NAME", "DATASET_NAME", "PROMPTS_NAME", "render_into", "write_atomic", "write_rendered"]
+
+CONFIG_NAME = "config.toml"
+DATASET_NAME = "dataset.toml"
+PROMPTS_NAME = "sample_prompts.txt"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, then rename (never a half-written file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_into(job: TrainingJob, folder: Path) -> RenderedFiles:
+    """Render with the config pointing at files inside ``folder`` (absolute paths)."""
+    folder = folder.resolve()
+    return render_job(
+        job,
+        RenderPaths(str(folder / DATASET_NAME), str(folder / PROMPTS_NAME)),
+    )
+
+
+def write_rendered(job: TrainingJob, folder: Path, *, force: bool = False) -> list[Path]:
+    """Render the job into ``folder``; refuses to replace existing files unless ``force``."""
+    files = render_into(job, folder)
+    targets = {CONFIG_NAME: files.config_toml, DATASET_NAME: files.dataset_toml}
+    if files.sample_prompts is not None:
+        targets[PROMPTS_NAME] = files.sample_prompts
+    existing = [name for name in targets if (folder / name).exists()]
+    if existing and not force:
+        raise ConfigError(
+            [
+                Problem(
+                    str(folder),
+                    f"already holds {', '.join(existing)}; nothing was written",
+                    "choose an empty folder or pass --force to replace them",
+                )
+            ],
+            source="render",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in targets.items():
+        write_atomic(folder / name, text)
+        written.append(folder / name)
+    return written
