@@ -239,7 +239,7 @@ def _dataset(flat: dict[str, Any], dataset_cfg: Mapping[str, Any] | None,
                 {**dict(b), "subsets": [dict(s) for s in b.get("subsets", [])]} for b in blocks
             ]
     else:
-        for key in _DATASET_KEYS:
+        for key in _DATASET_KEYS - {"resolution"}:
             if key in flat:
                 ds[key] = flat[key]
         ds["subsets"] = _subsets_from_dirs(flat.get("train_data_dir"), flat.get("reg_data_dir"), problems)

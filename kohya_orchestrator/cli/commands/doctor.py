@@ -1,0 +1,137 @@
+"""``doctor``: find the sd-scripts install, probe its Python, and say what needs fixing."""
+
+from __future__ import annotations
+
+# Only argparse and sys at import time (cli/main.py: `--help` must start fast); the rest is
+# imported in run().
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kohya_orchestrator.environment import Check, Install
+
+__all__ = ["add_parser", "run"]
+
+DESCRIPTION = """\
+Find the kohya-ss sd-scripts install and the Python that runs it, ask that Python about torch,
+CUDA, GPUs and the packages training needs, and print one verdict per check with its fix:
+  ✓ fine   ! works, with a caveat   ⨯ training will fail until fixed
+
+The install is looked up in this order: --sd-scripts, $KOHYA_SD_SCRIPTS,
+~/.config/kohya_orchestrator/config.toml (sd_scripts = "..."), then the current folder,
+~/kohya_ss, ~/LoRA_Easy_Training_Scripts, ~/fluxgym and ~/sd-scripts (docs/install-discovery.md).
+"""
+
+EPILOG = """\
+examples:
+  python -m kohya_orchestrator doctor
+  python -m kohya_orchestrator doctor --sd-scripts ~/kohya_ss --json > doctor.json
+
+next step: python -m kohya_orchestrator validate JOB.toml
+"""
+
+_MARKS = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]⨯[/red]"}
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``doctor`` verb.
+
+    Args:
+        subparsers: What ``ArgumentParser.add_subparsers()`` returned.
+    """
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check the sd-scripts install, its Python, torch, GPU and packages",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--sd-scripts",
+        default=None,
+        metavar="PATH",
+        help="the kohya_ss (or LETS, fluxgym) folder, or the sd-scripts folder itself",
+    )
+    parser.add_argument(
+        "--python",
+        default=None,
+        metavar="PATH",
+        help="the interpreter to use instead of the install's venv (like $KOHYA_PYTHON)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print install, environment and checks as JSON"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="limit for the probe, which imports torch (default: 120)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the checks and print them.
+
+    Args:
+        args: Parsed arguments (``sd_scripts``, ``python``, ``json``, ``timeout``).
+
+    Returns:
+        0 when no check failed, 1 otherwise.
+
+    Raises:
+        SetupError: No install was found (the CLI turns it into a message and exit code 2).
+    """
+    import json
+    from pathlib import Path
+
+    from kohya_orchestrator.environment import diagnose, probe_environment, require_install
+    from kohya_orchestrator.ui.messages import console
+
+    sd_scripts = getattr(args, "sd_scripts", None)
+    python = getattr(args, "python", None)
+    install = require_install(
+        None if sd_scripts is None else Path(sd_scripts),
+        python=None if python is None else Path(python),
+    )
+    environment = probe_environment(install, timeout_s=float(getattr(args, "timeout", 120.0)))
+    checks = diagnose(environment)
+    failed = any(c.status == "fail" for c in checks)
+    if getattr(args, "json", False):
+        payload = {
+            "install": install.model_dump(mode="json"),
+            "environment": environment.model_dump(mode="json"),
+            "checks": [c.model_dump(mode="json") for c in checks],
+            "ok": not failed,
+        }
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _print_report(console(sys.stdout), install, checks)
+    return 1 if failed else 0
+
+
+def _print_report(out: Console, install: Install, checks: list[Check]) -> None:
+    from rich.markup import escape
+
+    found = f"{install.layout} layout, found via {install.source_detail or install.source}"
+    out.print(f"sd-scripts  {escape(str(install.sd_scripts_dir))} ({escape(found)})")
+    out.print(f"python      {escape(str(install.python))}")
+    out.print()
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        out.print(f"{_MARKS[check.status]} {check.name:<{width}}  {escape(check.detail)}")
+        if check.fix and check.status != "ok":
+            out.print(f"  {' ' * width}  [dim]fix: {escape(check.fix)}[/dim]")
+    warns = sum(c.status == "warn" for c in checks)
+    fails = sum(c.status == "fail" for c in checks)
+    plural = "s" if warns != 1 else ""
+    out.print()
+    if fails:
+        out.print(f"[red]⨯[/red] {fails} failed, {warns} warning{plural}")
+    else:
+        out.print(f"[green]✓[/green] ready to train ({warns} warning{plural})")

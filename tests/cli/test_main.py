@@ -1,0 +1,78 @@
+"""The CLI frame: exit codes, no tracebacks for user errors, help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kohya_orchestrator.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_verbs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for verb in ("preset", "validate", "render", "schema", "import-config"):
+        assert verb in out
+
+
+def test_no_verb_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_user_error_exit_2_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text("[network]\nalgo = 'ia3'\nnetwork_dim = 4\n", encoding="utf-8")
+    assert main(["validate", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "network.network_dim" in err and "model" in err
+
+
+def test_unexpected_error_exit_3_saves_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kohya_orchestrator.cli.commands import schema
+
+    def boom(args: object) -> int:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(schema, "run", boom)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["schema"]) == 3
+    err = capsys.readouterr().err
+    assert "An unexpected error has occurred" in err and "Traceback" not in err
+    assert "kaboom" in (tmp_path / ".cache" / "kohya_orchestrator" / "last-error.log").read_text()
+
+
+def test_module_entry_point_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kohya_orchestrator", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("kohya_orchestrator ")
+
+
+def test_import_never_pulls_torch() -> None:
+    code = (
+        "import sys, kohya_orchestrator as k\n"
+        "import kohya_orchestrator.cli.main, kohya_orchestrator.jobfile, kohya_orchestrator.render.toml\n"
+        "import kohya_orchestrator.presets, kohya_orchestrator.importer\n"
+        "k.TrainingJob\n"
+        "bad = [m for m in ('torch', 'diffusers', 'lycoris', 'transformers', 'accelerate') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""

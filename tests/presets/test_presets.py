@@ -1,0 +1,107 @@
+"""Every shipped preset loads, validates and renders; presets load from a built wheel too."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kohya_orchestrator.cli.main import main
+from kohya_orchestrator.errors import PresetNotFound
+from kohya_orchestrator.jobfile import Layer, compose_layers, validate_job
+from kohya_orchestrator.presets import list_presets, preset_layers, presets_dir
+from kohya_orchestrator.render.toml import RenderPaths, render_job
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = [p.name for p in list_presets()]
+DATA = {"model": {"pretrained_model_name_or_path": "/models/sd15.safetensors"},
+        "dataset": {"subsets": [{"image_dir": "/data/img/20_zengxin oilpaint"}]}}
+
+
+def test_presets_come_from_the_checkout() -> None:
+    assert presets_dir() == REPO / "presets"
+    assert "oilpaint" in NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_preset_validates_and_renders(name: str) -> None:
+    layers = [*preset_layers(name), Layer("test data", DATA)]
+    job = validate_job(compose_layers(layers).data)
+    assert job.preset == name
+    files = render_job(job, RenderPaths("/run/dataset.toml", "/run/sample_prompts.txt"))
+    assert "[network_arguments]" in files.config_toml
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_preset_has_a_header(name: str) -> None:
+    text = (presets_dir() / f"{name}.toml").read_text(encoding="utf-8")
+    assert text.startswith("# ")
+    assert f"preset {name}" in text  # the exact command to run it
+    assert "--set" in text  # one override example
+
+
+def test_unknown_preset_did_you_mean() -> None:
+    with pytest.raises(PresetNotFound) as info:
+        preset_layers("oilpant")
+    assert "did you mean 'oilpaint'" in (info.value.problems[0].hint or "")
+
+
+def test_preset_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preset", "list"]) == 0
+    assert "oilpaint" in capsys.readouterr().out
+    assert main(["preset", "show", "oilpaint"]) == 0
+    assert 'algo = "loha"' in capsys.readouterr().out
+
+
+def test_preset_copy_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / "mine.toml"
+    assert main(["preset", "copy", "oilpaint", str(target)]) == 0
+    target.write_text("# edited\n", encoding="utf-8")
+    assert main(["preset", "copy", "oilpaint", str(target)]) == 2
+    assert target.read_text() == "# edited\n"
+
+
+def test_preset_oilpaint_without_data_shows_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KOHYA_SD_SCRIPTS", str(tmp_path / "no-install"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["preset", "oilpaint", "--sd-scripts", str(tmp_path / "none")]) in (0, 2)
+    out = capsys.readouterr().out
+    assert "resolved job" in out and "config.toml" in out and "dataset.toml" in out
+    assert "10_zengxin oilpaint" in out  # the bundled demo dataset
+    assert "What is missing" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_presets_load_from_an_installed_wheel(tmp_path: Path) -> None:
+    pytest.importorskip("hatchling")
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(dist), str(REPO)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = dist.glob("*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        assert "kohya_orchestrator/_presets/oilpaint.toml" in names
+        zf.extractall(site)
+    code = (
+        "import kohya_orchestrator.presets as p\n"
+        "print(p.presets_dir())\n"
+        "print(sorted(i.name for i in p.list_presets()))\n"
+        "p.preset_layers('oilpaint')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r})\n{code}"],
+        capture_output=True, text=True, cwd=tmp_path, check=True,
+    )
+    first, second = proc.stdout.splitlines()[:2]
+    assert first == str(site / "kohya_orchestrator" / "_presets")
+    assert "oilpaint" in second
