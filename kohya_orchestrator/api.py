@@ -1,0 +1,80 @@
+"""The notebook API: ``train(job)`` blocks, ``start(job)`` returns a Run at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .environment import Install
+from .events import Event
+from .models import TrainingJob
+from .render.command import LaunchOptions
+from .run import Run, RunResult, Watchdogs, read_events
+from .run import start as _start
+from .sinks import CallbackSink, EventSink
+
+__all__ = ["iter_events", "start", "train"]
+
+
+def start(
+    job: TrainingJob,
+    *,
+    sd_scripts: Path | None = None,
+    install: Install | None = None,
+    runs: Path | str = "runs",
+    launch: LaunchOptions | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    show_progress: bool = False,
+    watchdogs: Watchdogs | None = None,
+) -> Run:
+    """Start training ``job`` in the background; see :class:`~kohya_orchestrator.run.Run`."""
+    sinks: list[EventSink] = []
+    if show_progress:
+        from .ui.progress import RichProgressSink
+
+        sinks.append(RichProgressSink())
+    if on_event is not None:
+        sinks.append(CallbackSink(on_event))
+    return _start(
+        job,
+        install=install,
+        sd_scripts=sd_scripts,
+        runs=Path(runs),
+        launch=launch,
+        sinks=sinks,
+        watchdogs=watchdogs,
+    )
+
+
+def train(
+    job: TrainingJob,
+    *,
+    sd_scripts: Path | None = None,
+    install: Install | None = None,
+    runs: Path | str = "runs",
+    launch: LaunchOptions | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    show_progress: bool = True,
+    watchdogs: Watchdogs | None = None,
+) -> RunResult:
+    """Train ``job`` and block until it ends. Interrupting (Ctrl-C) cancels the trainer."""
+    run = start(
+        job,
+        sd_scripts=sd_scripts,
+        install=install,
+        runs=runs,
+        launch=launch,
+        on_event=on_event,
+        show_progress=show_progress,
+        watchdogs=watchdogs,
+    )
+    try:
+        return run.wait()
+    except KeyboardInterrupt:
+        run.cancel()
+        return run.wait()
+
+
+def iter_events(run_dir: Path | str) -> Sequence[Event]:
+    """The events recorded in a run directory."""
+    return read_events(Path(run_dir))

@@ -1,0 +1,131 @@
+"""`train JOB.toml`: render, launch sd-scripts, show live progress, keep everything in a run dir."""
+
+from __future__ import annotations
+
+import argparse
+
+from .._common import RAW, add_set_option
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ...environment import Install
+    from ...models import TrainingJob
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the verb."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a job with sd-scripts, with live progress and a run directory",
+        description="Validate the job, write a new run directory (job, rendered TOMLs, command, "
+        "environment probe), launch sd-scripts through accelerate, and show live progress. "
+        "Ctrl-C cancels the whole process tree (exit 130). Exit 0 only when training succeeded "
+        "and the final model file exists.",
+        epilog="examples:\n"
+        "  python -m kohya_orchestrator train job.toml\n"
+        "  python -m kohya_orchestrator train job.toml --sd-scripts ~/kohya_ss --runs runs/\n"
+        "  python -m kohya_orchestrator train job.toml --gpus 0,1   (two processes)\n\n"
+        "next: python -m kohya_orchestrator runs show RUN",
+        formatter_class=RAW,
+    )
+    parser.add_argument("job", metavar="JOB.toml", help="the job file")
+    add_set_option(parser)
+    parser.add_argument("--sd-scripts", metavar="PATH", help="kohya_ss or sd-scripts folder")
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="run folders (default runs)")
+    parser.add_argument("--gpus", metavar="IDS", help="GPU ids, e.g. 0 or 0,1 (one process each)")
+    parser.add_argument("--cpu-threads", type=int, default=2, help="threads per process (2)")
+    parser.add_argument("--no-probe", action="store_true", help="skip the environment probe")
+    parser.add_argument("--jsonl", action="store_true", help="print events as JSON lines")
+    parser.add_argument("--stall-minutes", type=float, default=30.0, help="stop when silent (30)")
+    parser.set_defaults(func=run)
+
+
+def train_job(
+    job: TrainingJob,
+    *,
+    install: Install | None = None,
+    sd_scripts: Path | None = None,
+    runs: Path,
+    gpus: str | None = None,
+    cpu_threads: int = 2,
+    probe: bool = True,
+    jsonl: bool = False,
+    stall_minutes: float | None = 30.0,
+) -> int:
+    """Run a job from the CLI: progress display, Ctrl-C cancels, exit code from the result."""
+    import sys
+
+    from ...events import EventAdapter
+    from ...render.command import LaunchOptions
+    from ...run import Watchdogs, start
+    from ...sinks import CallbackSink, EventSink
+    from ...ui.messages import fail, hint, ok
+    from ...ui.progress import RichProgressSink
+
+    ids = tuple(g.strip() for g in gpus.split(",")) if gpus else None
+    options = LaunchOptions(
+        num_processes=len(ids) if ids else 1, gpu_ids=ids, num_cpu_threads_per_process=cpu_threads
+    )
+    sinks: list[EventSink] = []
+    if jsonl:
+        sinks.append(
+            CallbackSink(
+                lambda e: sys.stdout.write(EventAdapter.dump_json(e).decode("utf-8") + "\n")
+            )
+        )
+    else:
+        sinks.append(RichProgressSink())
+    run = start(
+        job,
+        install=install,
+        sd_scripts=sd_scripts,
+        runs=runs,
+        launch=options,
+        sinks=sinks,
+        probe=probe,
+        watchdogs=Watchdogs(stall_minutes=stall_minutes),
+    )
+    try:
+        result = run.wait()
+    except KeyboardInterrupt:
+        fail("interrupted: stopping the trainer")
+        run.cancel()
+        result = run.wait()
+        hint(f"run directory: {result.run_dir}", file=sys.stderr)
+        return 130
+    if result.ok:
+        ok(f"trained {', '.join(str(p) for p in result.outputs) or 'nothing?'}")
+        hint(
+            f"run directory: {result.run_dir}   next: python -m kohya_orchestrator runs show "
+            f"{result.run_dir}"
+        )
+        return 0
+    fail(f"training {result.status.value}: {result.reason}")
+    for error in result.errors[-3:]:
+        if error.remedy:
+            hint(error.remedy, file=sys.stderr)
+    hint(f"full log: {result.run_dir / 'console.log'}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, validate and train."""
+    from pathlib import Path
+
+    from .._common import load_job_from_args, print_warnings
+
+    job = load_job_from_args(args)
+    print_warnings(job)
+    return train_job(
+        job,
+        sd_scripts=Path(args.sd_scripts) if args.sd_scripts else None,
+        runs=Path(args.runs),
+        gpus=args.gpus,
+        cpu_threads=args.cpu_threads,
+        probe=not args.no_probe,
+        jsonl=args.jsonl,
+        stall_minutes=args.stall_minutes,
+    )

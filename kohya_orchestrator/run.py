@@ -1,0 +1,433 @@
+"""The orchestrator: render -> write the run directory -> spawn -> parse -> fan out events.
+
+``start()`` returns a :class:`Run` at once; ``Run.wait()`` blocks until the trainer ends and
+returns a :class:`RunResult`. Everything a run did is in its run directory (launch/rundir.py),
+including for runs that crashed. sd-scripts exits 0 when it finds no data ("No data found"), so
+success is judged by the events and the final checkpoint file, not by the exit code alone.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import __version__
+from .checks import check_outputs, check_paths
+from .environment import Environment, Install, probe_environment, require_install
+from .errors import ConfigError, Problem
+from .events import (
+    CheckpointSaved,
+    ChildError,
+    EpochStarted,
+    Event,
+    EventAdapter,
+    LogParser,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    SampleImageSaved,
+    SamplingStarted,
+    StepProgress,
+    TrainingPlan,
+    parse_sample_filename,
+)
+from .events import ResourceSample as ResourceSampleEvent
+from .jobfile import resolve_relative_paths, validate_job
+from .launch.monitor import ResourceMonitor
+from .launch.process import ProcessHandle, spawn
+from .launch.rundir import RunDir, redact_env
+from .models import TrainingJob
+from .render.command import LaunchOptions, build_launch_spec
+from .render.files import CONFIG_NAME, DATASET_NAME, PROMPTS_NAME, render_into
+from .sinks import EventSink, SinkError
+
+__all__ = ["Run", "RunResult", "Watchdogs", "absolute_job", "start"]
+
+
+class Watchdogs(BaseModel):
+    """Automatic stops. Each one ends the run as failed, with the reason in the run directory."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stop_on_nan: bool = Field(default=True, description="Stop when avr_loss becomes NaN.")
+    stall_minutes: float | None = Field(
+        default=30.0, gt=0, description="Stop when no output arrives for this long (None: never)."
+    )
+    stop_on_zero_images: bool = Field(
+        default=True, description="Stop when the plan shows 0 training images."
+    )
+    cancel_grace_s: float = Field(default=10.0, gt=0, description="Seconds between signals.")
+
+
+class RunResult(BaseModel):
+    """How a run ended."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: RunStatus
+    returncode: int | None
+    run_dir: Path
+    duration_s: float
+    reason: str | None = None
+    outputs: list[Path] = Field(default_factory=list, description="Checkpoint files written.")
+    errors: list[ChildError] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the run succeeded."""
+        return bool(self.status == RunStatus.SUCCEEDED)
+
+
+def absolute_job(job: TrainingJob, base: Path) -> TrainingJob:
+    """The same job with relative paths made absolute against ``base`` (sd-scripts runs elsewhere)."""
+    data = job.model_dump(mode="json", exclude_none=True)
+    return validate_job(resolve_relative_paths(data, base))
+
+
+@dataclass
+class _State:
+    plan: TrainingPlan | None = None
+    last_step: StepProgress | None = None
+    epoch: int | None = None
+    checkpoints: list[Path] = field(default_factory=list)
+    errors: list[ChildError] = field(default_factory=list)
+    samples_seen: set[str] = field(default_factory=set)
+    sampling_pending: bool = False
+    stop_reason: str | None = None
+    user_canceled: bool = False
+    sink_errors: list[str] = field(default_factory=list)
+
+
+class Run:
+    """A running (or finished) training. Create with :func:`start`."""
+
+    def __init__(
+        self,
+        job: TrainingJob,
+        run_dir: RunDir,
+        sinks: Sequence[EventSink],
+        watchdogs: Watchdogs,
+    ) -> None:
+        """Use :func:`start`."""
+        self.job = job
+        self.run_dir = run_dir
+        self.watchdogs = watchdogs
+        self._sinks = list(sinks)
+        self._lock = threading.RLock()
+        self._seq = 0
+        self._t0 = time.monotonic()
+        self._last_output = self._t0
+        self._parser = LogParser()
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._state = _State()
+        self._queue: queue.Queue[Event | None] = queue.Queue()
+        self._done = threading.Event()
+        self._result: RunResult | None = None
+        self._handle: ProcessHandle | None = None
+        self._monitor: ResourceMonitor | None = None
+        self._events_file = run_dir.events_jsonl.open("a", encoding="utf-8")
+
+    # ------------------------------------------------------------------ event fan-out
+    def _emit(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            for event in events:
+                event = event.model_copy(update={"seq": self._seq, "t": round(self._now(), 3)})
+                self._seq += 1
+                self._events_file.write(EventAdapter.dump_json(event).decode("utf-8") + "\n")
+                self._events_file.flush()
+                self._observe(event)
+                for sink in self._sinks:
+                    try:
+                        sink.handle(event)
+                    except Exception as exc:  # a consumer must never kill the training
+                        self._state.sink_errors.append(repr(SinkError(f"{sink!r}: {exc!r}")))
+                self._queue.put(event)
+
+    def _now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _observe(self, event: Event) -> None:
+        s = self._state
+        if isinstance(event, TrainingPlan):
+            s.plan = event
+            if self.watchdogs.stop_on_zero_images and event.train_images_with_repeats == 0:
+                self._stop("the plan shows 0 training images (No data found)")
+        elif isinstance(event, StepProgress):
+            s.last_step = event
+            if (
+                self.watchdogs.stop_on_nan
+                and event.avr_loss is not None
+                and math.isnan(event.avr_loss)
+            ):
+                self._stop(f"loss became NaN at step {event.step}")
+        elif isinstance(event, EpochStarted):
+            s.epoch = event.epoch
+        elif isinstance(event, CheckpointSaved):
+            s.checkpoints.append(Path(event.path))
+        elif isinstance(event, ChildError):
+            s.errors.append(event)
+        elif isinstance(event, SamplingStarted):
+            s.sampling_pending = True
+
+    def _on_output(self, chunk: bytes) -> None:
+        self._last_output = time.monotonic()
+        text = self._decoder.decode(chunk)
+        if text:
+            events = self._parser.feed(text, t=self._now())
+            if self._state.sampling_pending and events:
+                events = [*events, *self._scan_samples()]
+            self._emit(events)
+
+    def _scan_samples(self) -> list[Event]:
+        folder = Path(self.job.training.output_dir) / "sample"
+        if not folder.is_dir():
+            return []
+        found: list[Event] = []
+        prefix = f"{self.job.training.output_name}_"
+        for path in sorted(folder.glob("*.png")):
+            if path.name in self._state.samples_seen or not path.name.startswith(prefix):
+                continue
+            self._state.samples_seen.add(path.name)
+            epoch, step, index = parse_sample_filename(path.name)
+            found.append(
+                SampleImageSaved(seq=0, path=str(path), epoch=epoch, step=step, prompt_index=index)
+            )
+        return found
+
+    def _on_sample(self, sample: dict[str, Any]) -> None:
+        self._emit(
+            [
+                ResourceSampleEvent(
+                    seq=0,
+                    cpu_percent=float(sample.get("cpu_percent", 0.0)),
+                    rss_bytes=int(sample.get("rss_bytes", 0)),
+                    num_processes=int(sample.get("num_processes", 0)),
+                    gpu_memory_used_mb=sample.get("gpu_memory_used_mib"),
+                )
+            ]
+        )
+        stall = self.watchdogs.stall_minutes
+        if stall is not None and time.monotonic() - self._last_output > stall * 60:
+            self._stop(f"no output for {stall:g} minutes (stalled)")
+
+    # ------------------------------------------------------------------ control
+    def _stop(self, reason: str) -> None:
+        if self._state.stop_reason is None:
+            self._state.stop_reason = reason
+            threading.Thread(target=self._cancel_child, daemon=True, name="watchdog-stop").start()
+
+    def _cancel_child(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel(grace_s=self.watchdogs.cancel_grace_s)
+
+    def cancel(self) -> None:
+        """Stop the training: SIGINT to its process group, then SIGTERM, then SIGKILL the tree."""
+        self._state.user_canceled = True
+        self._cancel_child()
+
+    def _wait_child(self) -> None:
+        assert self._handle is not None
+        rc = self._handle.wait()
+        if self._monitor is not None:
+            self._monitor.stop()
+        tail = self._decoder.decode(b"", final=True)
+        events = self._parser.feed(tail, t=self._now()) if tail else []
+        events += self._parser.close()
+        events += self._scan_samples()
+        self._emit(events)
+        self._finish(rc)
+
+    def _finish(self, rc: int | None, reason: str | None = None) -> None:
+        s = self._state
+        final = Path(self.job.training.output_dir) / (
+            f"{self.job.training.output_name}.{self.job.training.save_model_as}"
+        )
+        if s.user_canceled:
+            status, reason = RunStatus.CANCELED, reason or "canceled"
+        elif s.stop_reason is not None:
+            status, reason = RunStatus.FAILED, s.stop_reason
+        elif rc != 0:
+            status = RunStatus.FAILED
+            reason = reason or (s.errors[-1].message if s.errors else f"exit code {rc}")
+        elif any(e.category == "no_data" for e in s.errors):
+            status, reason = RunStatus.FAILED, "sd-scripts found no data (it exits 0 then)"
+        elif not final.is_file():
+            status, reason = RunStatus.FAILED, f"exit code 0 but no final model file {final}"
+        else:
+            status = RunStatus.SUCCEEDED
+        duration = self._now()
+        self._emit(
+            [RunFinished(seq=0, status=status, returncode=rc, duration_s=duration, reason=reason)]
+        )
+        self.run_dir.set_status(status.value, rc)
+        if s.sink_errors:
+            self.run_dir.write_text("sink_errors.txt", "\n".join(s.sink_errors) + "\n")
+        self._result = RunResult(
+            status=status,
+            returncode=rc,
+            run_dir=self.run_dir.path,
+            duration_s=duration,
+            reason=reason,
+            # by name inside output_dir: the logged path is the same file (fake trainers differ)
+            outputs=[
+                Path(self.job.training.output_dir) / p.name
+                for p in s.checkpoints
+                if (Path(self.job.training.output_dir) / p.name).exists()
+            ],
+            errors=list(s.errors),
+        )
+        for sink in self._sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                s.sink_errors.append(repr(exc))
+        self._events_file.close()
+        self._queue.put(None)
+        self._done.set()
+
+    # ------------------------------------------------------------------ public
+    @property
+    def run_id(self) -> str:
+        """The run directory's name."""
+        return self.run_dir.run_id
+
+    @property
+    def done(self) -> bool:
+        """True once the trainer has ended and the result is written."""
+        return self._done.is_set()
+
+    @property
+    def pids(self) -> list[int]:
+        """The trainer's process and its descendants, while running."""
+        if self._handle is None:
+            return []
+        return [self._handle.pid, *self._handle.descendants()]
+
+    def wait(self, timeout: float | None = None) -> RunResult:
+        """Block until the run ends; returns its result (TimeoutError after ``timeout``)."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"run {self.run_id} still running after {timeout} s")
+        assert self._result is not None
+        return self._result
+
+    def events(self) -> Iterator[Event]:
+        """Every event of the run, blocking until it ends (single consumer)."""
+        while True:
+            event = self._queue.get()
+            if event is None:
+                self._queue.put(None)
+                return
+            yield event
+
+
+def _write_run_files(
+    run_dir: RunDir, job: TrainingJob, install: Install, options: LaunchOptions
+) -> Any:
+    files = render_into(job, run_dir.path)
+    run_dir.write_text("job.json", job.model_dump_json(indent=2) + "\n")
+    run_dir.write_text(CONFIG_NAME, files.config_toml)
+    run_dir.write_text(DATASET_NAME, files.dataset_toml)
+    if files.sample_prompts is not None:
+        run_dir.write_text(PROMPTS_NAME, files.sample_prompts)
+    spec = build_launch_spec(
+        job,
+        python=install.python,
+        sd_scripts_dir=install.sd_scripts_dir,
+        config_file=run_dir.path.resolve() / CONFIG_NAME,
+        options=options,
+    )
+    run_dir.write_json(
+        "command.json",
+        {
+            "argv": list(spec.argv),
+            "cwd": str(spec.cwd),
+            "env": redact_env(dict(spec.env)),
+            "kohya_orchestrator": __version__,
+        },
+    )
+    return spec
+
+
+def start(
+    job: TrainingJob,
+    *,
+    install: Install | None = None,
+    sd_scripts: Path | None = None,
+    runs: Path = Path("runs"),
+    launch: LaunchOptions | None = None,
+    sinks: Sequence[EventSink] = (),
+    watchdogs: Watchdogs | None = None,
+    environment: Environment | None = None,
+    probe: bool = True,
+    extra_env: dict[str, str] | None = None,
+    monitor_interval_s: float = 5.0,
+) -> Run:
+    """Check, render, write the run directory and start the trainer; returns at once.
+
+    Raises:
+        ConfigError: a path is missing or the output would overwrite an earlier run's files.
+        SetupError: no sd-scripts install was found.
+        LaunchError: the trainer could not be started.
+    """
+    install = install or require_install(sd_scripts)
+    job = absolute_job(job, Path.cwd())
+    problems: list[Problem] = check_paths(job) + check_outputs(job)
+    if problems:
+        raise ConfigError(problems, source=f"job {job.display_name}")
+    run_dir = RunDir.create(Path(runs), job.display_name)
+    run_dir.set_status(RunStatus.PENDING.value)
+    options = launch or LaunchOptions()
+    spec = _write_run_files(run_dir, job, install, options)
+    if extra_env:
+        spec = spec.model_copy(update={"env": {**spec.env, **extra_env}})
+    if environment is None and probe:
+        environment = probe_environment(install)
+    if environment is not None:
+        run_dir.write_text("environment.json", environment.model_dump_json(indent=2) + "\n")
+    run = Run(job, run_dir, sinks, watchdogs or Watchdogs())
+    run_dir.set_status(RunStatus.STARTING.value)
+    run._emit([RunStarted(seq=0, run_id=run_dir.run_id, argv=list(spec.argv), cwd=str(spec.cwd))])
+    try:
+        run._handle = spawn(spec, console_log=run_dir.console_log, on_output=run._on_output)
+    except Exception:
+        run._finish(None, reason="the trainer could not be started")
+        raise
+    run_dir.set_status(RunStatus.RUNNING.value)
+    run._monitor = ResourceMonitor(run._handle.pid, monitor_interval_s, run._on_sample)
+    run._monitor.start()
+    threading.Thread(target=run._wait_child, name=f"run-{run_dir.run_id}", daemon=True).start()
+    return run
+
+
+def read_events(run_dir: Path) -> list[Event]:
+    """The events of a run directory (for runs that ended, or a snapshot of a running one)."""
+    path = Path(run_dir) / "events.jsonl"
+    events: list[Event] = []
+    if not path.is_file():
+        return events
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                events.append(EventAdapter.validate_json(line))
+            except ValueError:
+                continue  # a line cut short by a crash
+    return events
+
+
+def _json_default(value: object) -> str:
+    return str(value)
+
+
+def summary_json(result: RunResult) -> str:
+    """A one-line JSON summary of a result."""
+    return json.dumps(result.model_dump(mode="json"), default=_json_default)

@@ -1,0 +1,124 @@
+"""RichProgressSink: turns events into a live rich display (terminal or Jupyter). Parses nothing."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..events import (
+    CheckpointSaved,
+    ChildError,
+    ChildWarning,
+    EpochStarted,
+    Event,
+    PhaseChanged,
+    RunFinished,
+    SampleImageSaved,
+    StepProgress,
+    TrainingPlan,
+)
+
+__all__ = ["RichProgressSink"]
+
+
+class RichProgressSink:
+    """Overall and epoch bars with loss, ETA and the last checkpoint; messages printed above."""
+
+    def __init__(self, console: Console | None = None, *, transient: bool = False) -> None:
+        """Show progress on ``console`` (default: stdout, or the notebook output)."""
+        self.console = console or Console()
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=transient,
+        )
+        self._overall: TaskID | None = None
+        self._epoch: TaskID | None = None
+        self._epoch_size: int | None = None
+        self._last_checkpoint = ""
+        self._started = False
+
+    def _ensure(self) -> None:
+        if not self._started:
+            self._progress.start()
+            self._started = True
+
+    def handle(self, event: Event) -> None:
+        """Update the bars or print a line."""
+        p = self._progress
+        if isinstance(event, PhaseChanged):
+            self._ensure()
+            p.console.print(f"[dim]· {event.phase.value.replace('_', ' ')}[/dim]")
+        elif isinstance(event, TrainingPlan):
+            self._ensure()
+            self._epoch_size = event.batches_per_epoch
+            p.console.print(
+                f"plan: {event.train_images_with_repeats} images x repeats, "
+                f"{event.batches_per_epoch} batches/epoch, {event.epochs} epochs, "
+                f"{event.total_steps} steps"
+            )
+            if self._overall is None and event.total_steps:
+                self._overall = p.add_task("steps", total=event.total_steps, info="")
+        elif isinstance(event, EpochStarted):
+            self._ensure()
+            if self._epoch is not None:
+                p.remove_task(self._epoch)
+            self._epoch = p.add_task(
+                f"epoch {event.epoch}/{event.total_epochs}", total=None, info=""
+            )
+        elif isinstance(event, StepProgress):
+            self._ensure()
+            if self._overall is None:
+                self._overall = p.add_task("steps", total=event.total_steps, info="")
+            loss = "" if event.avr_loss is None else f"loss {event.avr_loss:.4g}"
+            if event.avr_loss is not None and math.isnan(event.avr_loss):
+                loss = "[red]loss NaN[/red]"
+            info = "  ".join(x for x in (loss, self._last_checkpoint) if x)
+            p.update(self._overall, completed=event.step, total=event.total_steps, info=info)
+            if self._epoch is not None and event.epoch_step is not None:
+                p.update(
+                    self._epoch, completed=event.epoch_step, total=event.epoch_total_steps, info=""
+                )
+        elif isinstance(event, CheckpointSaved):
+            self._ensure()
+            self._last_checkpoint = f"saved {Path(event.path).name}"
+            p.console.print(f"[green]✓[/green] checkpoint {event.path}")
+        elif isinstance(event, SampleImageSaved):
+            self._ensure()
+            p.console.print(f"[green]✓[/green] sample {event.path}")
+        elif isinstance(event, ChildWarning):
+            pass  # collected in events.jsonl; printing them would bury the bars
+        elif isinstance(event, ChildError):
+            self._ensure()
+            p.console.print(f"[red]⨯ {event.category}[/red]: {event.message}")
+            if event.remedy:
+                p.console.print(f"  [dim]hint: {event.remedy}[/dim]")
+        elif isinstance(event, RunFinished):
+            colour = {"succeeded": "green", "canceled": "yellow"}.get(event.status.value, "red")
+            self.close()
+            self.console.print(
+                f"[{colour}]{event.status.value}[/{colour}] in {event.duration_s:.0f} s"
+                + (f": {event.reason}" if event.reason else "")
+            )
+
+    def close(self) -> None:
+        """Stop the live display."""
+        if self._started:
+            self._progress.stop()
+            self._started = False
