@@ -46,4 +46,7 @@ for d in blueprint.dataset_group.datasets:
         }
     )
 values = {k: v for k, v in seen.items() if isinstance(v, (str, int, float, bool, list, type(None)))}
-print("ORACLE " + json.dumps({"ignored": ignored, "values": values, "datasets": datasets}, default=str))
+print(
+    "ORACLE "
+    + json.dumps({"ignored": ignored, "values": values, "datasets": datasets}, default=str)
+)

@@ -32,20 +32,36 @@ def _oracle(lab: Path, case: str, tmp_path: Path) -> dict:
     job = load_job(GOLDEN / case / "job.toml")
     config = tmp_path / "config.toml"
     config.write_text((GOLDEN / case / "config.toml").read_text(encoding="utf-8"), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(lab / "sd-scripts"), "HF_HUB_OFFLINE": "1",
-           "PYTHONIOENCODING": "utf-8"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(lab / "sd-scripts"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONIOENCODING": "utf-8",
+    }
     proc = subprocess.run(
-        [str(lab / "venv" / "bin" / "python"), str(ORACLE), job.model.script, str(config),
-         str(GOLDEN / case / "dataset.toml")],
-        cwd=lab / "sd-scripts", env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(lab / "venv" / "bin" / "python"),
+            str(ORACLE),
+            job.model.script,
+            str(config),
+            str(GOLDEN / case / "dataset.toml"),
+        ],
+        cwd=lab / "sd-scripts",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("ORACLE ")), None)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("ORACLE ")), None)
     assert proc.returncode == 0 and line, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(line[len("ORACLE "):])
+    return json.loads(line[len("ORACLE ") :])
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_sd_scripts_reads_the_rendered_files_as_meant(case: str, e2e_lab: Path, tmp_path: Path) -> None:
+def test_sd_scripts_reads_the_rendered_files_as_meant(
+    case: str, e2e_lab: Path, tmp_path: Path
+) -> None:
     job = load_job(GOLDEN / case / "job.toml")
     result = _oracle(e2e_lab, case, tmp_path)
     assert result["ignored"] == [], f"sd-scripts would silently ignore {result['ignored']}"
@@ -55,14 +71,20 @@ def test_sd_scripts_reads_the_rendered_files_as_meant(case: str, e2e_lab: Path, 
         for key, value in section.items():
             if key == "dataset_config":
                 continue
-            assert values[key] == value, f"{key}: sd-scripts has {values[key]!r}, we wrote {value!r}"
+            assert values[key] == value, (
+                f"{key}: sd-scripts has {values[key]!r}, we wrote {value!r}"
+            )
     if network_args(job):
         assert values["network_args"] == network_args(job)
     subsets = [s for d in result["datasets"] for s in d["subsets"]]
     ours = [s for _, s in job.dataset.all_subsets()]
     assert len(subsets) == len(ours)
-    for theirs, mine in zip(subsets, ours):
-        assert theirs["num_repeats"] == (getattr(mine, "effective_repeats", None) or mine.num_repeats)
+    for theirs, mine in zip(subsets, ours, strict=True):
+        assert theirs["num_repeats"] == (
+            getattr(mine, "effective_repeats", None) or mine.num_repeats
+        )
         if hasattr(mine, "effective_class_tokens"):
             assert theirs["class_tokens"] == mine.effective_class_tokens
-            assert theirs["caption_extension"] in (mine.caption_extension or job.dataset.caption_extension,)
+            assert theirs["caption_extension"] in (
+                mine.caption_extension or job.dataset.caption_extension,
+            )
