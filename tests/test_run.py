@@ -182,3 +182,23 @@ def test_events_jsonl_round_trips(shared_dir: Path, tmp_path: Path, install: Ins
     for line in (result.run_dir / "events.jsonl").read_text().splitlines():
         event = EventAdapter.validate_json(line)
         assert EventAdapter.dump_json(event).decode() == line
+
+
+def test_runs_list_and_show(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from kohya_orchestrator.cli.main import main
+
+    _env(monkeypatch, shared_dir, "b_loha", args="--exit-code 1")
+    result = _start(_job(tmp_path, "b_loha"), install, tmp_path).wait(60)
+    crashed = tmp_path / "runs" / "20260101-000000-crashed"
+    crashed.mkdir()
+    (crashed / "job.json").write_text('{"name": "crashed"}')
+    (crashed / "events.jsonl").write_text('{"kind": "run_star')  # cut short by a crash
+    assert main(["runs", "list", "--runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "failed" in out and "crashed" in out
+    assert main(["runs", "show", str(result.run_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["status"] == "failed" and info["returncode"] == 1
+    assert info["errors"][0]["category"] == "lycoris_duplicated_name"
+    assert main(["runs", "show", str(crashed)]) == 0
+    assert "status: None" in capsys.readouterr().out
