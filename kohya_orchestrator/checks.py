@@ -54,26 +54,55 @@ def check_paths(job: TrainingJob) -> list[Problem]:
                 )
             elif not p.is_dir():
                 problems.append(
-                    Problem(f"{where}.image_dir", f"not a folder: {subset.image_dir}",
-                            "give the folder that holds the images")
+                    Problem(
+                        f"{where}.image_dir",
+                        f"not a folder: {subset.image_dir}",
+                        "give the folder that holds the images",
+                    )
                 )
         elif isinstance(subset, FineTuningSubset):
             if not Path(subset.metadata_file).is_file():
                 problems.append(
-                    _missing(subset.metadata_file, f"{where}.metadata_file", "metadata file",
-                             "give the .json/.jsonl written by sd-scripts' finetune tools")
+                    _missing(
+                        subset.metadata_file,
+                        f"{where}.metadata_file",
+                        "metadata file",
+                        "give the .json/.jsonl written by sd-scripts' finetune tools",
+                    )
                 )
     n = job.network
     if n.network_weights and not Path(n.network_weights).exists():
-        problems.append(_missing(n.network_weights, "network.network_weights", "weights file",
-                                 "fix the path or remove network_weights"))
+        problems.append(
+            _missing(
+                n.network_weights,
+                "network.network_weights",
+                "weights file",
+                "fix the path or remove network_weights",
+            )
+        )
     preset = getattr(n, "preset", None)
-    if isinstance(preset, str) and (preset.endswith(".toml") or "/" in preset) and not Path(preset).is_file():
-        problems.append(_missing(preset, "network.preset", "LyCORIS preset file",
-                                 "fix the path, or use a built-in preset such as attn-mlp"))
+    if (
+        isinstance(preset, str)
+        and (preset.endswith(".toml") or "/" in preset)
+        and not Path(preset).is_file()
+    ):
+        problems.append(
+            _missing(
+                preset,
+                "network.preset",
+                "LyCORIS preset file",
+                "fix the path, or use a built-in preset such as attn-mlp",
+            )
+        )
     if job.training.resume and not Path(job.training.resume).is_dir():
-        problems.append(_missing(job.training.resume, "training.resume", "state folder",
-                                 "give a '<name>-state' folder saved with save_state"))
+        problems.append(
+            _missing(
+                job.training.resume,
+                "training.resume",
+                "state folder",
+                "give a '<name>-state' folder saved with save_state",
+            )
+        )
     return problems
 
 

@@ -34,13 +34,13 @@ def _painting(seed: int, size: tuple[int, int]) -> Image.Image:
     rng = random.Random(seed)
     w, h = size
     base = tuple(rng.randrange(40, 200) for _ in range(3))
-    img = Image.new("RGB", size, base)  # type: ignore[arg-type]
+    img = Image.new("RGB", size, base)
     draw = ImageDraw.Draw(img)
     for _ in range(120):
         x, y = rng.randrange(w), rng.randrange(h)
         length, width = rng.randrange(4, 24), rng.randrange(2, 6)
         colour = tuple(max(0, min(255, c + rng.randrange(-70, 70))) for c in base)
-        draw.line([(x, y), (x + length, y + rng.randrange(-6, 6))], fill=colour, width=width)  # type: ignore[arg-type]
+        draw.line([(x, y), (x + length, y + rng.randrange(-6, 6))], fill=colour, width=width)
     return img
 
 
@@ -57,5 +57,7 @@ def ensure_demo_dataset(root: Path | None = None) -> Path:
             _painting(1000 + i, size).save(image_path)
         caption = folder / f"painting_{i:02d}.txt"
         if not caption.exists():
-            caption.write_text(f"zengxin oilpaint, {subject}, oil painting, brush strokes\n", encoding="utf-8")
+            caption.write_text(
+                f"zengxin oilpaint, {subject}, oil painting, brush strokes\n", encoding="utf-8"
+            )
     return folder.parent

@@ -25,26 +25,59 @@ from .models.training import TrainingConfig
 __all__ = ["ImportResult", "import_kohya_config", "job_dict_from_kohya"]
 
 _MODEL_KEYS = {
-    "pretrained_model_name_or_path", "v_parameterization", "clip_skip", "vae",
-    "tokenizer_cache_dir", "max_token_length", "no_half_vae",
+    "pretrained_model_name_or_path",
+    "v_parameterization",
+    "clip_skip",
+    "vae",
+    "tokenizer_cache_dir",
+    "max_token_length",
+    "no_half_vae",
 }
 _OPT_KEYS = {"learning_rate", "unet_lr", "text_encoder_lr", "max_grad_norm"}
 _SCHED_KEYS = {
-    "lr_scheduler", "lr_warmup_steps", "lr_decay_steps", "lr_scheduler_num_cycles",
-    "lr_scheduler_power", "lr_scheduler_min_lr_ratio", "lr_scheduler_timescale",
+    "lr_scheduler",
+    "lr_warmup_steps",
+    "lr_decay_steps",
+    "lr_scheduler_num_cycles",
+    "lr_scheduler_power",
+    "lr_scheduler_min_lr_ratio",
+    "lr_scheduler_timescale",
 }
 _NET_KEYS = {
-    "network_dim", "network_alpha", "network_dropout", "network_weights",
-    "network_train_unet_only", "network_train_text_encoder_only", "scale_weight_norms",
+    "network_dim",
+    "network_alpha",
+    "network_dropout",
+    "network_weights",
+    "network_train_unet_only",
+    "network_train_text_encoder_only",
+    "scale_weight_norms",
 }
-_SAMPLE_KEYS = {"sample_every_n_epochs", "sample_every_n_steps", "sample_at_first", "sample_sampler"}
+_SAMPLE_KEYS = {
+    "sample_every_n_epochs",
+    "sample_every_n_steps",
+    "sample_at_first",
+    "sample_sampler",
+}
 _TRAINING_KEYS = set(TrainingConfig.model_fields) - {"attention"}
 _DATASET_KEYS = set(BucketOptions.model_fields) | set(CaptionOptions.model_fields)
 # Written by the orchestrator itself or replaced by typed sections.
 _HANDLED = {
-    "network_module", "network_args", "optimizer_type", "optimizer_args", "lr_scheduler_args",
-    "dataset_config", "sample_prompts", "config_file", "train_data_dir", "reg_data_dir",
-    "sdpa", "xformers", "mem_eff_attn", "v2", "resolution", "train_batch_size",
+    "network_module",
+    "network_args",
+    "optimizer_type",
+    "optimizer_args",
+    "lr_scheduler_args",
+    "dataset_config",
+    "sample_prompts",
+    "config_file",
+    "train_data_dir",
+    "reg_data_dir",
+    "sdpa",
+    "xformers",
+    "mem_eff_attn",
+    "v2",
+    "resolution",
+    "train_batch_size",
 }
 
 
@@ -81,8 +114,11 @@ def _parse_kv(items: Any, what: str, problems: list[Problem]) -> dict[str, str]:
     for item in items or []:
         key, sep, value = str(item).partition("=")
         if not sep:
-            problems.append(Problem(what, f"'{item}' has no '=': sd-scripts would fail on it",
-                                    "write key=value"))
+            problems.append(
+                Problem(
+                    what, f"'{item}' has no '=': sd-scripts would fail on it", "write key=value"
+                )
+            )
             continue
         out[key.strip()] = value.strip()
     return out
@@ -107,24 +143,44 @@ def _network(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
         for old in ("use_cp", "use_conv_cp", "disable_conv_cp"):
             if old in args:
                 value = args.pop(old)
-                problems.append(Problem(f"network_args {old}", f"old LyCORIS name, read as use_tucker={value}",
-                                        None, "warning"))
+                problems.append(
+                    Problem(
+                        f"network_args {old}",
+                        f"old LyCORIS name, read as use_tucker={value}",
+                        None,
+                        "warning",
+                    )
+                )
                 args.setdefault("use_tucker", value)
         if args.get("decompose_both", "").lower() == "false":
-            problems.append(Problem(
-                "network_args decompose_both",
-                "decompose_both=False is read as TRUE by LyCORIS (it tests the raw string); "
-                "imported as false, which is what it says",
-                None, "warning",
-            ))
+            problems.append(
+                Problem(
+                    "network_args decompose_both",
+                    "decompose_both=False is read as TRUE by LyCORIS (it tests the raw string); "
+                    "imported as false, which is what it says",
+                    None,
+                    "warning",
+                )
+            )
         for gui_only in ("rank_dropout_scale", "train_on_input"):
             if gui_only in args:
                 args.pop(gui_only)
-                problems.append(Problem(f"network_args {gui_only}",
-                                        "LyCORIS' kohya entry point ignores it; dropped", None, "warning"))
+                problems.append(
+                    Problem(
+                        f"network_args {gui_only}",
+                        "LyCORIS' kohya entry point ignores it; dropped",
+                        None,
+                        "warning",
+                    )
+                )
     else:
-        problems.append(Problem("network_module", f"'{module}' is not supported",
-                                "use networks.lora or lycoris.kohya"))
+        problems.append(
+            Problem(
+                "network_module",
+                f"'{module}' is not supported",
+                "use networks.lora or lycoris.kohya",
+            )
+        )
     for key, value in args.items():
         if value.lower() in ("true", "false"):
             net[key] = value.lower() == "true"
@@ -161,8 +217,14 @@ def _optimizer(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
         lrs = opt["text_encoder_lr"]
         opt["text_encoder_lr"] = lrs[0] if lrs else None
         if len(set(lrs)) > 1:
-            problems.append(Problem("text_encoder_lr", "several values; sd-scripts' networks use only "
-                                    "the first", None, "warning"))
+            problems.append(
+                Problem(
+                    "text_encoder_lr",
+                    "several values; sd-scripts' networks use only the first",
+                    None,
+                    "warning",
+                )
+            )
         if opt["text_encoder_lr"] is None:
             opt.pop("text_encoder_lr")
     opt.setdefault("learning_rate", 2e-6)  # sd-scripts' default (train_util.py:3701)
@@ -170,8 +232,8 @@ def _optimizer(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
     if flat.get("use_8bit_adam"):
         opt["type"] = "AdamW8bit"
     args = _parse_kv(flat.get("optimizer_args"), "optimizer_args", problems)
-    from .models.optimizer import optimizer_tag
     from .models import optimizer as optmod
+    from .models.optimizer import optimizer_tag
 
     model = getattr(optmod, optimizer_tag(opt), None)
     fields = set(model.model_fields) if model is not None else set()
@@ -197,21 +259,34 @@ def _scheduler(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
     return sched
 
 
-def _subsets_from_dirs(train: str | None, reg: str | None, problems: list[Problem]) -> list[dict[str, Any]]:
+def _subsets_from_dirs(
+    train: str | None, reg: str | None, problems: list[Problem]
+) -> list[dict[str, Any]]:
     subsets: list[dict[str, Any]] = []
     for base, is_reg in ((train, False), (reg, True)):
         if not base:
             continue
         root = Path(base)
         if not root.is_dir():
-            problems.append(Problem("train_data_dir" if not is_reg else "reg_data_dir",
-                                    f"folder not found: {base}", "fix the path"))
+            problems.append(
+                Problem(
+                    "train_data_dir" if not is_reg else "reg_data_dir",
+                    f"folder not found: {base}",
+                    "fix the path",
+                )
+            )
             continue
         for child in sorted(p for p in root.iterdir() if p.is_dir()):
             parsed = parse_repeats_folder(child.name)
             if parsed is None or parsed[0] < 1:
-                problems.append(Problem(str(child), "sd-scripts skips this folder (no <repeats>_ prefix)",
-                                        f"rename it, e.g. '10_{child.name}'", "warning"))
+                problems.append(
+                    Problem(
+                        str(child),
+                        "sd-scripts skips this folder (no <repeats>_ prefix)",
+                        f"rename it, e.g. '10_{child.name}'",
+                        "warning",
+                    )
+                )
                 continue
             entry: dict[str, Any] = {"image_dir": str(child)}
             if is_reg:
@@ -220,8 +295,9 @@ def _subsets_from_dirs(train: str | None, reg: str | None, problems: list[Proble
     return subsets
 
 
-def _dataset(flat: dict[str, Any], dataset_cfg: Mapping[str, Any] | None,
-             problems: list[Problem]) -> dict[str, Any]:
+def _dataset(
+    flat: dict[str, Any], dataset_cfg: Mapping[str, Any] | None, problems: list[Problem]
+) -> dict[str, Any]:
     ds: dict[str, Any] = {}
     if dataset_cfg is not None:
         general = dict(dataset_cfg.get("general", {}))
@@ -242,7 +318,9 @@ def _dataset(flat: dict[str, Any], dataset_cfg: Mapping[str, Any] | None,
         for key in _DATASET_KEYS - {"resolution"}:
             if key in flat:
                 ds[key] = flat[key]
-        ds["subsets"] = _subsets_from_dirs(flat.get("train_data_dir"), flat.get("reg_data_dir"), problems)
+        ds["subsets"] = _subsets_from_dirs(
+            flat.get("train_data_dir"), flat.get("reg_data_dir"), problems
+        )
     # sd-scripts falls back to the --config_file values for every subset (config_util.py:408-471)
     for key in CaptionOptions.model_fields:
         if key in flat:
@@ -264,11 +342,24 @@ def _dataset(flat: dict[str, Any], dataset_cfg: Mapping[str, Any] | None,
 def _prompts(path: str, problems: list[Problem]) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
-        problems.append(Problem("sample_prompts", f"file not found: {path}; sampling not imported",
-                                "add [[sampling.prompts]] to the job", "warning"))
+        problems.append(
+            Problem(
+                "sample_prompts",
+                f"file not found: {path}; sampling not imported",
+                "add [[sampling.prompts]] to the job",
+                "warning",
+            )
+        )
         return []
-    keys = {"n": "negative_prompt", "w": "width", "h": "height", "s": "sample_steps", "d": "seed",
-            "l": "scale", "ss": "sample_sampler"}
+    keys = {
+        "n": "negative_prompt",
+        "w": "width",
+        "h": "height",
+        "s": "sample_steps",
+        "d": "seed",
+        "l": "scale",
+        "ss": "sample_sampler",
+    }
     out = []
     for line in p.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
@@ -301,7 +392,11 @@ def job_dict_from_kohya(
     problems: list[Problem] = []
     flat = _flatten(config)
     if family is None:
-        family = "sdxl" if "cache_text_encoder_outputs" in flat else ("sd2" if flat.get("v2") else "sd15")
+        family = (
+            "sdxl"
+            if "cache_text_encoder_outputs" in flat
+            else ("sd2" if flat.get("v2") else "sd15")
+        )
     known = known_args(family)
     model = {k: flat[k] for k in _MODEL_KEYS if k in flat}
     model["family"] = family
@@ -309,8 +404,14 @@ def job_dict_from_kohya(
     attention = [a for a in ("sdpa", "xformers", "mem_eff_attn") if flat.get(a)]
     training["attention"] = attention[0] if attention else "none"
     if len(attention) > 1:
-        problems.append(Problem("sdpa/xformers", f"several attention switches on ({', '.join(attention)}); "
-                                f"kept {attention[0]}", None, "warning"))
+        problems.append(
+            Problem(
+                "sdpa/xformers",
+                f"several attention switches on ({', '.join(attention)}); kept {attention[0]}",
+                None,
+                "warning",
+            )
+        )
     for key in ("cache_latents", "persistent_data_loader_workers"):
         training.setdefault(key, bool(flat.get(key, False)))
     training.setdefault("mixed_precision", "no")
@@ -334,11 +435,28 @@ def job_dict_from_kohya(
     if sampling:
         sampling.setdefault("sample_sampler", "ddim")
         data["sampling"] = sampling
-    modelled = (_MODEL_KEYS | _OPT_KEYS | _SCHED_KEYS | _NET_KEYS | _SAMPLE_KEYS | _TRAINING_KEYS
-                | _HANDLED | _DATASET_KEYS | {"cache_latents", "cache_latents_to_disk",
-                                              "cache_text_encoder_outputs", "vae_batch_size",
-                                              "max_data_loader_n_workers", "persistent_data_loader_workers",
-                                              "logging_dir", "log_with", "log_prefix", "use_8bit_adam"})
+    modelled = (
+        _MODEL_KEYS
+        | _OPT_KEYS
+        | _SCHED_KEYS
+        | _NET_KEYS
+        | _SAMPLE_KEYS
+        | _TRAINING_KEYS
+        | _HANDLED
+        | _DATASET_KEYS
+        | {
+            "cache_latents",
+            "cache_latents_to_disk",
+            "cache_text_encoder_outputs",
+            "vae_batch_size",
+            "max_data_loader_n_workers",
+            "persistent_data_loader_workers",
+            "logging_dir",
+            "log_with",
+            "log_prefix",
+            "use_8bit_adam",
+        }
+    )
     extra: dict[str, Any] = {}
     for key, value in flat.items():
         if key in modelled:
@@ -347,12 +465,14 @@ def job_dict_from_kohya(
             extra[key] = value
         else:
             close = difflib.get_close_matches(key, sorted(known), n=1)
-            problems.append(Problem(
-                key,
-                "sd-scripts has no such argument and silently ignores it; not imported",
-                f"did you mean '{close[0]}'?" if close else None,
-                "warning",
-            ))
+            problems.append(
+                Problem(
+                    key,
+                    "sd-scripts has no such argument and silently ignores it; not imported",
+                    f"did you mean '{close[0]}'?" if close else None,
+                    "warning",
+                )
+            )
     if extra:
         data["extra_args"] = extra
     return data, problems

@@ -81,7 +81,8 @@ def read_toml(path: Path, *, what: str = "job file") -> dict[str, Any]:
             source=str(path),
         ) from None
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             [Problem(str(path), f"malformed TOML: {exc}", "fix the syntax at that line")],
@@ -128,7 +129,8 @@ def compose_layers(layers: Sequence[Layer]) -> Composed:
 
 def _parse_value(text: str) -> Any:
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value: Any = tomllib.loads(f"v = {text}")["v"]
+        return value
     except tomllib.TOMLDecodeError:
         return text
 
@@ -158,7 +160,9 @@ def parse_set_overrides(items: Sequence[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             nxt = node.setdefault(part, {})
             if not isinstance(nxt, dict):
-                problems.append(Problem(f"--set {item}", f"'{part}' was already set to a value", None))
+                problems.append(
+                    Problem(f"--set {item}", f"'{part}' was already set to a value", None)
+                )
                 break
             node = nxt
         else:
@@ -343,7 +347,9 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str | None]:
             others = [m for m in _unwrap(Network) if key in m.model_fields]
             if others:
                 algo = get_args(parent.model_fields["algo"].annotation)[0]
-                users = ", ".join(str(get_args(m.model_fields["algo"].annotation)[0]) for m in others)
+                users = ", ".join(
+                    str(get_args(m.model_fields["algo"].annotation)[0]) for m in others
+                )
                 return (
                     f"algo '{algo}' does not use '{key}'",
                     f"remove it ('{key}' applies to: {users})",
@@ -356,7 +362,9 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str | None]:
         return "required key is missing", "add it"
     if kind in ("literal_error", "enum"):
         expected = ctx.get("expected", "")
-        options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()]
+        options = [
+            o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()
+        ]
         hint = _did_you_mean(str(value), options)
         allowed = "allowed: " + ", ".join(options)
         return f"unknown value {_describe(value)}", f"{hint} {allowed}" if hint else allowed
@@ -372,7 +380,11 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str | None]:
     if kind == "unknown_optimizer":
         t = value.get("type") if isinstance(value, Mapping) else value
         hint = _did_you_mean(str(t), KNOWN_OPTIMIZERS)
-        known = "known: " + ", ".join(KNOWN_OPTIMIZERS) + ", or a dotted path like pytorch_optimizer.CAME"
+        known = (
+            "known: "
+            + ", ".join(KNOWN_OPTIMIZERS)
+            + ", or a dotted path like pytorch_optimizer.CAME"
+        )
         return f"unknown optimizer type {_describe(t)}", f"{hint} {known}" if hint else known
     if kind == "unknown_algo":
         from .models.network import ALGOS
@@ -384,8 +396,12 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str | None]:
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}", None
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-                "less_than": "<"}[kind]
+        sign = {
+            "greater_than_equal": ">=",
+            "greater_than": ">",
+            "less_than_equal": "<=",
+            "less_than": "<",
+        }[kind]
         bound = next(iter(ctx.values()), "?")
         return f"must be {sign} {bound} (got {_describe(value)})", None
     if kind in ("string_too_short", "too_short"):
@@ -424,7 +440,9 @@ def problems_from_validation_error(
             seen_union.add(path)
             if path.endswith("resolution"):
                 problems.append(
-                    Problem(path, f"expected 512 or [width, height], got {_describe(err.get('input'))}")
+                    Problem(
+                        path, f"expected 512 or [width, height], got {_describe(err.get('input'))}"
+                    )
                 )
                 continue
         message, hint = _message(err)
@@ -443,8 +461,9 @@ def _with_origin(problem: Problem, provenance: Mapping[str, str]) -> Problem:
     while path:
         origin = provenance.get(path)
         if origin is not None:
-            return Problem(problem.path, f"{problem.message} (set by {origin})", problem.hint,
-                           problem.severity)
+            return Problem(
+                problem.path, f"{problem.message} (set by {origin})", problem.hint, problem.severity
+            )
         cut = max(path.rfind("."), path.rfind("["))
         path = path[:cut] if cut > 0 else ""
     return problem
@@ -487,7 +506,8 @@ def job_to_dict(job: TrainingJob) -> dict[str, Any]:
     data.setdefault("dataset", {})
     data["network"] = {"algo": job.network.algo, **data.get("network", {})}
     data["optimizer"] = {"type": job.optimizer.type, **data.get("optimizer", {})}
-    return _drop_none(data)
+    cleaned: dict[str, Any] = _drop_none(data)
+    return cleaned
 
 
 def _drop_none(value: Any) -> Any:
@@ -503,7 +523,19 @@ def dump_job_toml(job: TrainingJob, *, header: Sequence[str] = ()) -> str:
     from .render._writer import dumps
 
     data = job_to_dict(job)
-    order = ["version", "name", "description", "preset", "model", "dataset", "network",
-             "optimizer", "scheduler", "training", "sampling", "extra_args"]
+    order = [
+        "version",
+        "name",
+        "description",
+        "preset",
+        "model",
+        "dataset",
+        "network",
+        "optimizer",
+        "scheduler",
+        "training",
+        "sampling",
+        "extra_args",
+    ]
     ordered = {k: data[k] for k in order if k in data}
     return dumps(ordered, header=header)

@@ -45,9 +45,7 @@ def _summary(path: Path) -> str:
 
 def list_presets() -> list[PresetInfo]:
     """Every preset, sorted by name."""
-    return [
-        PresetInfo(p.stem, _summary(p), p) for p in sorted(presets_dir().glob("*.toml"))
-    ]
+    return [PresetInfo(p.stem, _summary(p), p) for p in sorted(presets_dir().glob("*.toml"))]
 
 
 def _path_of(name: str) -> Path:
@@ -78,7 +76,11 @@ def preset_layers(name: str, _seen: tuple[str, ...] = ()) -> list[Layer]:
     """The layers of a preset, its ``extends`` chain first."""
     if name in _seen:
         raise ConfigError(
-            [Problem(f"preset {name}", "extends itself in a cycle: " + " -> ".join((*_seen, name)))],
+            [
+                Problem(
+                    f"preset {name}", "extends itself in a cycle: " + " -> ".join((*_seen, name))
+                )
+            ],
             source="presets",
         )
     data = load_preset(name)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
 
 if TYPE_CHECKING:
     from ..errors import Problem
@@ -21,7 +22,7 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override one job key, e.g. --set network.network_dim=16 (repeatable; values are "
-        "TOML: 1e-4, true, [768, 512], \"text\")",
+        'TOML: 1e-4, true, [768, 512], "text")',
     )
 
 

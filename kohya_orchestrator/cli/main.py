@@ -11,9 +11,10 @@ from __future__ import annotations
 # (benchmarks/bench_cli_startup.py). Verb modules follow the same rule and import lazily in run().
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from .._version import __version__
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -31,8 +31,8 @@ from .optimizer import (
     LionOptimizer,
     Optimizer,
     ProdigyOptimizer,
-    SchedulerConfig,
     ScheduleFreeOptimizer,
+    SchedulerConfig,
     SGDNesterovOptimizer,
 )
 from .rules import check_job, job_warnings

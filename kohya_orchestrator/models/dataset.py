@@ -26,7 +26,9 @@ __all__ = [
 ]
 
 Resolution = int | tuple[int, int]
-ResizeInterpolation = Literal["lanczos", "nearest", "bilinear", "linear", "bicubic", "cubic", "area", "box"]
+ResizeInterpolation = Literal[
+    "lanczos", "nearest", "bilinear", "linear", "bicubic", "cubic", "area", "box"
+]
 _REPEATS_FOLDER = re.compile(r"^(\d+)_(.*)$", re.S)
 
 
@@ -75,12 +77,16 @@ class CaptionOptions(StrictModel):
     caption_separator: Annotated[
         str | None, Field(min_length=1, description="Tag separator (default ',').")
     ] = None
-    caption_prefix: Annotated[str | None, Field(description="Text put before every caption.")] = None
+    caption_prefix: Annotated[str | None, Field(description="Text put before every caption.")] = (
+        None
+    )
     caption_suffix: Annotated[str | None, Field(description="Text put after every caption.")] = None
     enable_wildcard: Annotated[
         bool | None, Field(description="Expand {a|b} wildcards and multi-line captions.")
     ] = None
-    flip_aug: Annotated[bool | None, Field(description="Random horizontal flips (flip_aug).")] = None
+    flip_aug: Annotated[bool | None, Field(description="Random horizontal flips (flip_aug).")] = (
+        None
+    )
     color_aug: Annotated[
         bool | None, Field(description="Random hue shifts; not with cache_latents (color_aug).")
     ] = None
@@ -91,7 +97,8 @@ class CaptionOptions(StrictModel):
         tuple[float, float] | None, Field(description="Face crop zoom range [lo, hi].")
     ] = None
     caption_dropout_rate: Annotated[
-        float | None, Field(ge=0.0, le=1.0, description="Drop the whole caption with this probability.")
+        float | None,
+        Field(ge=0.0, le=1.0, description="Drop the whole caption with this probability."),
     ] = None
     caption_dropout_every_n_epochs: Annotated[
         int | None, Field(ge=0, description="Drop all captions every N epochs.")
@@ -99,7 +106,9 @@ class CaptionOptions(StrictModel):
     caption_tag_dropout_rate: Annotated[
         float | None, Field(ge=0.0, le=1.0, description="Drop each tag with this probability.")
     ] = None
-    token_warmup_min: Annotated[int | None, Field(ge=1, description="Tokens used at step 0.")] = None
+    token_warmup_min: Annotated[int | None, Field(ge=1, description="Tokens used at step 0.")] = (
+        None
+    )
     token_warmup_step: Annotated[
         float | None, Field(ge=0, description="Steps (or fraction) to reach all tokens.")
     ] = None
@@ -126,10 +135,14 @@ class DreamBoothSubset(CaptionOptions):
     ] = None
     class_tokens: Annotated[
         str | None,
-        Field(description="Caption for images without a caption file; the trigger word (class_tokens)."),
+        Field(
+            description="Caption for images without a caption file; the trigger word (class_tokens)."
+        ),
     ] = None
     is_reg: Annotated[bool, Field(description="Regularisation images (is_reg).")] = False
-    alpha_mask: Annotated[bool | None, Field(description="Use the alpha channel as loss mask.")] = None
+    alpha_mask: Annotated[bool | None, Field(description="Use the alpha channel as loss mask.")] = (
+        None
+    )
     cache_info: Annotated[
         bool | None, Field(description="Write metadata_cache.json into image_dir (cache_info).")
     ] = None
@@ -166,13 +179,16 @@ class FineTuningSubset(CaptionOptions):
 
     kind: Literal["finetuning"] = "finetuning"
     metadata_file: Annotated[
-        str, Field(min_length=1, description="Metadata .json or .jsonl with captions (metadata_file).")
+        str,
+        Field(min_length=1, description="Metadata .json or .jsonl with captions (metadata_file)."),
     ]
     image_dir: Annotated[
         str | None, Field(min_length=1, description="Base folder for relative keys (image_dir).")
     ] = None
     num_repeats: Annotated[int, Field(ge=1, description="Times each image is seen per epoch.")] = 1
-    alpha_mask: Annotated[bool | None, Field(description="Use the alpha channel as loss mask.")] = None
+    alpha_mask: Annotated[bool | None, Field(description="Use the alpha channel as loss mask.")] = (
+        None
+    )
 
 
 def _subset_kind(v: Any) -> str:
@@ -214,7 +230,9 @@ class BucketOptions(StrictModel):
     validation_split: Annotated[
         float | None, Field(ge=0.0, lt=1.0, description="Fraction held out for validation loss.")
     ] = None
-    validation_seed: Annotated[int | None, Field(description="Seed of the validation split.")] = None
+    validation_seed: Annotated[int | None, Field(description="Seed of the validation split.")] = (
+        None
+    )
     num_repeats: Annotated[
         int | None, Field(ge=1, description="Default repeats for subsets that set none.")
     ] = None
@@ -262,12 +280,16 @@ class DatasetConfig(BucketOptions, CaptionOptions):
     ] = []
     datasets: Annotated[
         list[DatasetBlock],
-        Field(description="Several datasets with their own resolution/batch: [[dataset.datasets]]."),
+        Field(
+            description="Several datasets with their own resolution/batch: [[dataset.datasets]]."
+        ),
     ] = []
 
     def all_subsets(self) -> list[tuple[str, Subset]]:
         """Every subset with its dotted path as the user wrote it."""
-        out: list[tuple[str, Subset]] = [(f"dataset.subsets[{i}]", s) for i, s in enumerate(self.subsets)]
+        out: list[tuple[str, Subset]] = [
+            (f"dataset.subsets[{i}]", s) for i, s in enumerate(self.subsets)
+        ]
         for d, block in enumerate(self.datasets):
             out += [(f"dataset.datasets[{d}].subsets[{i}]", s) for i, s in enumerate(block.subsets)]
         return out

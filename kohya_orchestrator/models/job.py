@@ -29,21 +29,21 @@ class TrainingJob(StrictModel):
     """A complete LoRA training job: what sd-scripts needs, typed and checked."""
 
     version: Annotated[Literal[1], Field(description="Job file format version.")] = 1
-    name: Annotated[
-        str | None, Field(min_length=1, description="A label for runs and queues.")
-    ] = None
+    name: Annotated[str | None, Field(min_length=1, description="A label for runs and queues.")] = (
+        None
+    )
     description: Annotated[str | None, Field(description="Free text for people.")] = None
     preset: Annotated[
         str | None, Field(description="The preset this job was built from (provenance only).")
     ] = None
     model: ModelConfig
     dataset: DatasetConfig
-    network: Annotated[Network, Field(description="What to train: lora, locon, loha, lokr, ia3, ...")] = (
-        LoraNetwork()
-    )
-    optimizer: Annotated[Optimizer, Field(description="Optimizer; its type picks its arguments.")] = (
-        AdamWOptimizer()
-    )
+    network: Annotated[
+        Network, Field(description="What to train: lora, locon, loha, lokr, ia3, ...")
+    ] = LoraNetwork()
+    optimizer: Annotated[
+        Optimizer, Field(description="Optimizer; its type picks its arguments.")
+    ] = AdamWOptimizer()
     scheduler: SchedulerConfig = SchedulerConfig()
     training: TrainingConfig = TrainingConfig()
     sampling: SamplingConfig = SamplingConfig()

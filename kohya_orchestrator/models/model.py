@@ -44,11 +44,17 @@ class ModelConfig(StrictModel):
     ] = "sd15"
     v_parameterization: Annotated[
         bool,
-        Field(description="v-prediction model, e.g. SD 2.x 768-v (sd-scripts: --v_parameterization)."),
+        Field(
+            description="v-prediction model, e.g. SD 2.x 768-v (sd-scripts: --v_parameterization)."
+        ),
     ] = False
     clip_skip: Annotated[
         int | None,
-        Field(ge=1, le=12, description="Use the output of the n-th last CLIP layer (sd-scripts: --clip_skip)."),
+        Field(
+            ge=1,
+            le=12,
+            description="Use the output of the n-th last CLIP layer (sd-scripts: --clip_skip).",
+        ),
     ] = None
     vae: Annotated[
         str | None,
@@ -63,7 +69,9 @@ class ModelConfig(StrictModel):
     ] = None
     max_token_length: Annotated[
         Literal[75, 150, 225] | None,
-        Field(description="Caption token limit: 75 (default), 150 or 225 (sd-scripts: --max_token_length)."),
+        Field(
+            description="Caption token limit: 75 (default), 150 or 225 (sd-scripts: --max_token_length)."
+        ),
     ] = None
     no_half_vae: Annotated[
         bool,

@@ -42,7 +42,9 @@ LYCORIS_BUILTIN_PRESETS = (
     "ia3",
 )
 
-Dim = Annotated[int, Field(ge=1, le=100000, description="Rank of the linear layers (--network_dim).")]
+Dim = Annotated[
+    int, Field(ge=1, le=100000, description="Rank of the linear layers (--network_dim).")
+]
 Alpha = Annotated[
     float, Field(gt=0, description="Alpha; the update is scaled by alpha/dim (--network_alpha).")
 ]
@@ -99,13 +101,17 @@ class LoraNetwork(_NetworkCommon, _LoraPlus):
         Dropout, Field(description="Neuron dropout (--network_dropout).")
     ] = None
     rank_dropout: Annotated[Dropout, Field(description="Per-rank dropout (network_args).")] = None
-    module_dropout: Annotated[Dropout, Field(description="Skip a module with this probability.")] = None
+    module_dropout: Annotated[
+        Dropout, Field(description="Skip a module with this probability.")
+    ] = None
     block_dims: Annotated[
         list[int] | None, Field(description="Per-block ranks: 25 values for SD1/2, 23 for SDXL.")
     ] = None
     block_alphas: Annotated[list[float] | None, Field(description="Per-block alphas.")] = None
     conv_block_dims: Annotated[list[int] | None, Field(description="Per-block 3x3 ranks.")] = None
-    conv_block_alphas: Annotated[list[float] | None, Field(description="Per-block 3x3 alphas.")] = None
+    conv_block_alphas: Annotated[list[float] | None, Field(description="Per-block 3x3 alphas.")] = (
+        None
+    )
     down_lr_weight: Annotated[
         str | None, Field(description="Per-block LR weights (comma floats or e.g. 'sine+.5').")
     ] = None
@@ -129,14 +135,16 @@ class _LycorisCommon(_NetworkCommon, _LoraPlus):
     ] = None
     network_dropout: Annotated[Dropout, Field(description="Neuron dropout (dropout=).")] = None
     rank_dropout: Annotated[Dropout, Field(description="Per-rank dropout.")] = None
-    module_dropout: Annotated[Dropout, Field(description="Skip a module with this probability.")] = None
+    module_dropout: Annotated[
+        Dropout, Field(description="Skip a module with this probability.")
+    ] = None
     train_norm: Annotated[bool, Field(description="Also train norm layers.")] = False
 
 
 class _Factorised(_LycorisCommon):
     """LoCon / LoHa / LoKr: low-rank factorisations with optional conv layers."""
 
-    preset: Annotated[  # type: ignore[assignment]
+    preset: Annotated[
         str,
         Field(
             min_length=1,
@@ -149,7 +157,9 @@ class _Factorised(_LycorisCommon):
         int | None,
         Field(ge=1, description="Rank for convs; LyCORIS defaults it to network_dim (conv_dim=)."),
     ] = None
-    conv_alpha: Annotated[float | None, Field(gt=0, description="Alpha for convs (conv_alpha=).")] = None
+    conv_alpha: Annotated[
+        float | None, Field(gt=0, description="Alpha for convs (conv_alpha=).")
+    ] = None
     use_tucker: Annotated[
         bool, Field(description="Tucker decomposition for k>1 convs (use_tucker=).")
     ] = False
@@ -196,7 +206,9 @@ class LoKrNetwork(_Factorised):
             "the string 'False' as true (decompose_both=)."
         ),
     ] = False
-    full_matrix: Annotated[bool, Field(description="Use a full matrix for w2 (full_matrix=).")] = False
+    full_matrix: Annotated[bool, Field(description="Use a full matrix for w2 (full_matrix=).")] = (
+        False
+    )
     unbalanced_factorization: Annotated[
         bool, Field(description="Swap the factor sides (unbalanced_factorization=).")
     ] = False

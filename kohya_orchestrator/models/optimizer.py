@@ -45,7 +45,9 @@ class _OptimizerCommon(StrictModel):
     ] = None
     max_grad_norm: Annotated[
         float | None,
-        Field(ge=0, description="Gradient clipping; 0 turns it off (--max_grad_norm; default 1.0)."),
+        Field(
+            ge=0, description="Gradient clipping; 0 turns it off (--max_grad_norm; default 1.0)."
+        ),
     ] = None
     extra_args: Annotated[
         dict[str, ArgValue],
@@ -82,7 +84,9 @@ class SGDNesterovOptimizer(_OptimizerCommon):
     """SGD with Nesterov momentum."""
 
     type: Literal["SGDNesterov", "SGDNesterov8bit"]
-    momentum: Annotated[float | None, Field(ge=0, lt=1, description="Momentum (default 0.9).")] = None
+    momentum: Annotated[float | None, Field(ge=0, lt=1, description="Momentum (default 0.9).")] = (
+        None
+    )
     weight_decay: Annotated[float | None, Field(ge=0, description="Weight decay.")] = None
 
 
@@ -117,7 +121,9 @@ class DAdaptOptimizer(_OptimizerCommon):
     weight_decay: Annotated[float | None, Field(ge=0, description="Weight decay.")] = None
     betas: Annotated[Betas | None, Field(description="Betas [b1, b2].")] = None
     d0: Annotated[float | None, Field(gt=0, description="Initial D estimate.")] = None
-    growth_rate: Annotated[float | None, Field(gt=0, description="Max growth of D per step.")] = None
+    growth_rate: Annotated[float | None, Field(gt=0, description="Max growth of D per step.")] = (
+        None
+    )
     use_bias_correction: Annotated[bool | None, Field(description="Adam bias correction.")] = None
 
 
@@ -129,8 +135,12 @@ class ProdigyOptimizer(_OptimizerCommon):
     d_coef: Annotated[
         float | None, Field(gt=0, description="Scales the adapted step (d_coef; 0.5-2).")
     ] = None
-    decouple: Annotated[bool | None, Field(description="AdamW-style weight decay (recommended on).")] = None
-    weight_decay: Annotated[float | None, Field(ge=0, description="Weight decay, e.g. 0.01.")] = None
+    decouple: Annotated[
+        bool | None, Field(description="AdamW-style weight decay (recommended on).")
+    ] = None
+    weight_decay: Annotated[float | None, Field(ge=0, description="Weight decay, e.g. 0.01.")] = (
+        None
+    )
     use_bias_correction: Annotated[
         bool | None, Field(description="Adam bias correction (recommended on).")
     ] = None
@@ -139,7 +149,9 @@ class ProdigyOptimizer(_OptimizerCommon):
     ] = None
     betas: Annotated[Betas | None, Field(description="Betas [b1, b2], e.g. [0.9, 0.99].")] = None
     d0: Annotated[float | None, Field(gt=0, description="Initial D estimate.")] = None
-    growth_rate: Annotated[float | None, Field(gt=0, description="Max growth of D per step.")] = None
+    growth_rate: Annotated[float | None, Field(gt=0, description="Max growth of D per step.")] = (
+        None
+    )
 
 
 class AdaFactorOptimizer(_OptimizerCommon):
@@ -171,7 +183,9 @@ class CustomOptimizer(_OptimizerCommon):
 
     type: Annotated[
         str,
-        Field(description="A dotted class path such as 'pytorch_optimizer.CAME' (--optimizer_type)."),
+        Field(
+            description="A dotted class path such as 'pytorch_optimizer.CAME' (--optimizer_type)."
+        ),
     ]
 
     @field_validator("type")
@@ -263,9 +277,9 @@ def _ratio_or_steps(v: Any) -> Any:
 class SchedulerConfig(StrictModel):
     """`[scheduler]`: the learning-rate schedule."""
 
-    lr_scheduler: Annotated[
-        SchedulerName, Field(description="Schedule name (--lr_scheduler).")
-    ] = "constant"
+    lr_scheduler: Annotated[SchedulerName, Field(description="Schedule name (--lr_scheduler).")] = (
+        "constant"
+    )
     lr_warmup_steps: Annotated[
         int | float,
         Field(

@@ -57,7 +57,9 @@ def check_job(job: TrainingJob) -> list[Problem]:
 def job_warnings(job: TrainingJob) -> list[Problem]:
     """Things that are allowed but probably not what the user wants."""
     return [
-        Problem(p.path, p.message, p.hint, severity="warning") for rule in _WARNINGS for p in rule(job)
+        Problem(p.path, p.message, p.hint, severity="warning")
+        for rule in _WARNINGS
+        for p in rule(job)
     ]
 
 
@@ -122,13 +124,13 @@ def check_precision(job: TrainingJob) -> Iterator[Problem]:
     if t.full_fp16 and t.mixed_precision != "fp16":
         yield Problem(
             "training.full_fp16",
-            f"full_fp16 needs mixed_precision = \"fp16\" (it is \"{t.mixed_precision}\")",
+            f'full_fp16 needs mixed_precision = "fp16" (it is "{t.mixed_precision}")',
             'set training.mixed_precision = "fp16" or turn full_fp16 off',
         )
     if t.full_bf16 and t.mixed_precision != "bf16":
         yield Problem(
             "training.full_bf16",
-            f"full_bf16 needs mixed_precision = \"bf16\" (it is \"{t.mixed_precision}\")",
+            f'full_bf16 needs mixed_precision = "bf16" (it is "{t.mixed_precision}")',
             'set training.mixed_precision = "bf16" or turn full_bf16 off',
         )
     if t.fp8_base and t.mixed_precision == "no":
@@ -165,8 +167,13 @@ def check_caching(job: TrainingJob) -> Iterator[Problem]:
                 "set network.network_train_unet_only = true",
             )
         for where, opts in _caption_option_holders(job.dataset):
-            for key in ("shuffle_caption", "caption_dropout_rate", "caption_tag_dropout_rate",
-                        "caption_dropout_every_n_epochs", "token_warmup_step"):
+            for key in (
+                "shuffle_caption",
+                "caption_dropout_rate",
+                "caption_tag_dropout_rate",
+                "caption_dropout_every_n_epochs",
+                "token_warmup_step",
+            ):
                 if getattr(opts, key):
                     yield Problem(
                         f"{where}.{key}",
@@ -197,7 +204,11 @@ def check_noise_and_loss(job: TrainingJob) -> Iterator[Problem]:
             "only applies to v-prediction models",
             "set model.v_parameterization = true or remove it",
         )
-    if t.min_timestep is not None and t.max_timestep is not None and t.min_timestep >= t.max_timestep:
+    if (
+        t.min_timestep is not None
+        and t.max_timestep is not None
+        and t.min_timestep >= t.max_timestep
+    ):
         yield Problem(
             "training.min_timestep",
             f"min_timestep ({t.min_timestep}) must be below max_timestep ({t.max_timestep})",
@@ -248,7 +259,11 @@ def check_dataset_shape(job: TrainingJob) -> Iterator[Problem]:
                 "add a subset of training images",
             )
     for where, s in ds.all_subsets():
-        if isinstance(s, DreamBoothSubset) and s.num_repeats is None and s.effective_repeats is None:
+        if (
+            isinstance(s, DreamBoothSubset)
+            and s.num_repeats is None
+            and s.effective_repeats is None
+        ):
             if ds.num_repeats is None:
                 yield Problem(
                     f"{where}.num_repeats",
@@ -322,7 +337,9 @@ def check_network(job: TrainingJob) -> Iterator[Problem]:
                     f"set {dims_key} and give both {expected} values",
                 )
         if n.conv_alpha is not None and n.conv_dim is None:
-            yield Problem("network.conv_alpha", "conv_alpha without conv_dim", "set network.conv_dim")
+            yield Problem(
+                "network.conv_alpha", "conv_alpha without conv_dim", "set network.conv_dim"
+            )
     if isinstance(n, DyLoraNetwork) and n.conv_dim is not None and n.conv_dim != n.network_dim:
         yield Problem(
             "network.conv_dim",
@@ -424,11 +441,23 @@ def check_extra_args(job: TrainingJob) -> Iterator[Problem]:
                 where,
                 f"sd-scripts has no argument '{key}' for {job.model.family}; it would silently "
                 "ignore it",
-                f"did you mean '{close[0]}'?" if close else "check the name against sd-scripts' --help",
+                f"did you mean '{close[0]}'?"
+                if close
+                else "check the name against sd-scripts' --help",
             )
-        elif key in ("config_file", "dataset_config", "output_config", "sample_prompts",
-                     "network_module", "network_args", "optimizer_args", "optimizer_type",
-                     "train_data_dir", "reg_data_dir", "in_json"):
+        elif key in (
+            "config_file",
+            "dataset_config",
+            "output_config",
+            "sample_prompts",
+            "network_module",
+            "network_args",
+            "optimizer_args",
+            "optimizer_type",
+            "train_data_dir",
+            "reg_data_dir",
+            "in_json",
+        ):
             yield Problem(where, f"'{key}' is written by kohya_orchestrator", "remove it")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator
 
@@ -28,7 +28,7 @@ Sampler = Literal[
     "k_dpm_2",
     "k_dpm_2_a",
 ]
-SAMPLERS: tuple[str, ...] = Sampler.__args__
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
 
 
 class SamplePrompt(StrictModel):
@@ -37,11 +37,19 @@ class SamplePrompt(StrictModel):
     prompt: Annotated[str, Field(min_length=1, description="The prompt text.")]
     negative_prompt: Annotated[str | None, Field(description="Negative prompt (--n).")] = None
     width: Annotated[int | None, Field(ge=64, le=4096, description="Width in pixels (--w).")] = None
-    height: Annotated[int | None, Field(ge=64, le=4096, description="Height in pixels (--h).")] = None
-    sample_steps: Annotated[int | None, Field(ge=1, le=1000, description="Denoising steps (--s).")] = None
-    seed: Annotated[int | None, Field(ge=0, description="Seed; fixed seeds make epochs comparable (--d).")] = None
+    height: Annotated[int | None, Field(ge=64, le=4096, description="Height in pixels (--h).")] = (
+        None
+    )
+    sample_steps: Annotated[
+        int | None, Field(ge=1, le=1000, description="Denoising steps (--s).")
+    ] = None
+    seed: Annotated[
+        int | None, Field(ge=0, description="Seed; fixed seeds make epochs comparable (--d).")
+    ] = None
     scale: Annotated[float | None, Field(gt=0, description="CFG scale (--l).")] = None
-    sample_sampler: Annotated[Sampler | None, Field(description="Sampler for this prompt (--ss).")] = None
+    sample_sampler: Annotated[
+        Sampler | None, Field(description="Sampler for this prompt (--ss).")
+    ] = None
 
     @field_validator("prompt", "negative_prompt")
     @classmethod
@@ -71,11 +79,15 @@ class SamplingConfig(StrictModel):
     sample_at_first: Annotated[
         bool, Field(description="Also sample before training starts (--sample_at_first).")
     ] = False
-    sample_sampler: Annotated[
-        Sampler, Field(description="Default sampler (--sample_sampler).")
-    ] = "euler_a"
-    width: Annotated[int | None, Field(ge=64, le=4096, description="Default width for prompts.")] = None
-    height: Annotated[int | None, Field(ge=64, le=4096, description="Default height for prompts.")] = None
+    sample_sampler: Annotated[Sampler, Field(description="Default sampler (--sample_sampler).")] = (
+        "euler_a"
+    )
+    width: Annotated[
+        int | None, Field(ge=64, le=4096, description="Default width for prompts.")
+    ] = None
+    height: Annotated[
+        int | None, Field(ge=64, le=4096, description="Default height for prompts.")
+    ] = None
     sample_steps: Annotated[int | None, Field(ge=1, le=1000, description="Default steps.")] = None
     scale: Annotated[float | None, Field(gt=0, description="Default CFG scale.")] = None
     seed: Annotated[int | None, Field(ge=0, description="Default seed.")] = None

@@ -15,7 +15,15 @@ from typing import Any
 __all__ = ["dumps", "format_value"]
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
 
 
 def _string(value: str) -> str:
@@ -76,7 +84,9 @@ def _is_table_array(value: Any) -> bool:
 
 
 def _emit_table(lines: list[str], name: str, table: Mapping[str, Any], indent: str) -> None:
-    scalars = [(k, v) for k, v in table.items() if not isinstance(v, Mapping) and not _is_table_array(v)]
+    scalars = [
+        (k, v) for k, v in table.items() if not isinstance(v, Mapping) and not _is_table_array(v)
+    ]
     for key, value in scalars:
         lines.append(f"{indent}{_key(key)} = {format_value(value)}")
     for key, value in table.items():

@@ -43,7 +43,9 @@ class LaunchOptions(BaseModel):
     gpu_ids: tuple[str, ...] | None = Field(
         default=None, description="GPUs to use, e.g. ('0', '1'); sets CUDA_VISIBLE_DEVICES."
     )
-    num_cpu_threads_per_process: int = Field(default=2, ge=1, description="CPU threads per process.")
+    num_cpu_threads_per_process: int = Field(
+        default=2, ge=1, description="CPU threads per process."
+    )
     main_process_port: int | None = Field(default=None, ge=1, le=65535, description="DDP port.")
     use_accelerate: bool = Field(
         default=True, description="Launch through accelerate (False: run the script with python)."

@@ -10,7 +10,14 @@ from ..errors import ConfigError, Problem
 from ..models import TrainingJob
 from .toml import RenderedFiles, RenderPaths, render_job
 
-__all__ = ["CONFIG_NAME", "DATASET_NAME", "PROMPTS_NAME", "render_into", "write_atomic", "write_rendered"]
+__all__ = [
+    "CONFIG_NAME",
+    "DATASET_NAME",
+    "PROMPTS_NAME",
+    "render_into",
+    "write_atomic",
+    "write_rendered",
+]
 
 CONFIG_NAME = "config.toml"
 DATASET_NAME = "dataset.toml"

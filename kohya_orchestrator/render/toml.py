@@ -181,7 +181,14 @@ def _network_section(job: TrainingJob) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- optimizer
-_OPTIMIZER_COMMON = {"type", "learning_rate", "unet_lr", "text_encoder_lr", "max_grad_norm", "extra_args"}
+_OPTIMIZER_COMMON = {
+    "type",
+    "learning_rate",
+    "unet_lr",
+    "text_encoder_lr",
+    "max_grad_norm",
+    "extra_args",
+}
 
 
 def optimizer_args(job: TrainingJob) -> list[str]:
@@ -227,7 +234,9 @@ def _optimizer_section(job: TrainingJob) -> dict[str, Any]:
         )
     )
     if s.lr_scheduler_args:
-        section["lr_scheduler_args"] = [f"{k}={_literal(v)}" for k, v in s.lr_scheduler_args.items()]
+        section["lr_scheduler_args"] = [
+            f"{k}={_literal(v)}" for k, v in s.lr_scheduler_args.items()
+        ]
     return section
 
 
@@ -379,7 +388,11 @@ def _subset_dict(subset: DreamBoothSubset | FineTuningSubset) -> dict[str, Any]:
             out["cache_info"] = subset.cache_info
     if subset.alpha_mask is not None:
         out["alpha_mask"] = subset.alpha_mask
-    keys = [k for k in _CAPTION_KEYS if not (isinstance(subset, FineTuningSubset) and k == "caption_extension")]
+    keys = [
+        k
+        for k in _CAPTION_KEYS
+        if not (isinstance(subset, FineTuningSubset) and k == "caption_extension")
+    ]
     out.update(_options(subset, keys))
     return out
 

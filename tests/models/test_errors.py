@@ -52,22 +52,31 @@ def test_discriminator_tag_is_stripped_from_paths() -> None:
     assert [p.path for p in found] == ["network.factor"]
     found = _problems({**BASE, "optimizer": {"type": "Prodigy", "d_coef": "x"}})
     assert [p.path for p in found] == ["optimizer.d_coef"]
-    found = _problems({**BASE, "dataset": {"subsets": [{"image_dir": "/d/1_a", "keep_tokens": "x"}]}})
+    found = _problems(
+        {**BASE, "dataset": {"subsets": [{"image_dir": "/d/1_a", "keep_tokens": "x"}]}}
+    )
     assert [p.path for p in found] == ["dataset.subsets[0].keep_tokens"]
 
 
 def test_all_problems_at_once() -> None:
     found = _problems(
-        {**BASE, "network": {"algo": "ia3", "network_dim": 4}, "dataset": {"batch_size": "two",
-         "subsets": [{"image_dir": "/d/1_a", "num_repets": 2}]}}
+        {
+            **BASE,
+            "network": {"algo": "ia3", "network_dim": 4},
+            "dataset": {"batch_size": "two", "subsets": [{"image_dir": "/d/1_a", "num_repets": 2}]},
+        }
     )
     assert {p.path for p in found} == {
-        "network.network_dim", "dataset.batch_size", "dataset.subsets[0].num_repets"
+        "network.network_dim",
+        "dataset.batch_size",
+        "dataset.subsets[0].num_repets",
     }
 
 
 def test_resolution_union_is_one_problem() -> None:
-    found = _problems({**BASE, "dataset": {"resolution": [512, "a"], "subsets": [{"image_dir": "/d/1_a"}]}})
+    found = _problems(
+        {**BASE, "dataset": {"resolution": [512, "a"], "subsets": [{"image_dir": "/d/1_a"}]}}
+    )
     assert [(p.path, p.message) for p in found] == [
         ("dataset.resolution", "expected 512 or [width, height], got [512, 'a']")
     ]
@@ -95,12 +104,14 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_set_overrides_parse_toml_values() -> None:
     assert parse_set_overrides(["a.b=1e-4", "a.c=true", "d=[768, 512]", "e=my style"]) == {
-        "a": {"b": 1e-4, "c": True}, "d": [768, 512], "e": "my style"
+        "a": {"b": 1e-4, "c": True},
+        "d": [768, 512],
+        "e": "my style",
     }
 
 
 def test_bad_set_override() -> None:
-    with pytest.raises(ConfigError, match="key.path=value"):
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
         parse_set_overrides(["novalue"])
 
 
@@ -129,7 +140,9 @@ def test_relative_paths_resolve_against_the_job_file(tmp_path: Path) -> None:
     job = load_job(path)
     assert job.dataset.subsets[0].image_dir == str(path.parent.resolve() / "img/10_a")
     assert job.training.output_dir == str(path.parent.resolve() / "out")
-    assert job.model.pretrained_model_name_or_path == str(path.parent.resolve() / "../sd15.safetensors")
+    assert job.model.pretrained_model_name_or_path == str(
+        path.parent.resolve() / "../sd15.safetensors"
+    )
 
 
 def test_hub_id_is_not_resolved(tmp_path: Path) -> None:
@@ -139,7 +152,10 @@ def test_hub_id_is_not_resolved(tmp_path: Path) -> None:
         '[[dataset.subsets]]\nimage_dir = "/d/10_a"\n[training]\nmax_train_epochs = 1\n',
         encoding="utf-8",
     )
-    assert load_job(path).model.pretrained_model_name_or_path == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert (
+        load_job(path).model.pretrained_model_name_or_path
+        == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    )
 
 
 def test_verbatim_config_error_text() -> None:

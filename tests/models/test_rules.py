@@ -51,7 +51,10 @@ class TestLength:
 
     def test_both(self) -> None:
         msg = problems(job(training={"max_train_steps": 100}))["training.max_train_steps"]
-        assert msg == "both max_train_epochs and max_train_steps are set; sd-scripts silently uses epochs"
+        assert (
+            msg
+            == "both max_train_epochs and max_train_steps are set; sd-scripts silently uses epochs"
+        )
 
     def test_steps_only(self) -> None:
         data = job(training={"max_train_steps": 100})
@@ -111,13 +114,17 @@ class TestCaching:
 class TestPrecision:
     def test_full_fp16_needs_fp16(self) -> None:
         msg = problems(job(training={"full_fp16": True, "mixed_precision": "bf16"}))
-        assert msg["training.full_fp16"] == 'full_fp16 needs mixed_precision = "fp16" (it is "bf16")'
+        assert (
+            msg["training.full_fp16"] == 'full_fp16 needs mixed_precision = "fp16" (it is "bf16")'
+        )
 
     def test_full_bf16_needs_bf16(self) -> None:
         assert "training.full_bf16" in problems(job(training={"full_bf16": True}))
 
     def test_fp8_needs_mixed(self) -> None:
-        assert "training.fp8_base" in problems(job(training={"fp8_base": True, "mixed_precision": "no"}))
+        assert "training.fp8_base" in problems(
+            job(training={"fp8_base": True, "mixed_precision": "no"})
+        )
 
     def test_ok(self) -> None:
         assert validate_job(job(training={"full_bf16": True, "mixed_precision": "bf16"}))
@@ -136,7 +143,10 @@ class TestOptimizerRules:
         assert "scheduler.lr_warmup_steps" in problems(job(scheduler={"lr_warmup_steps": 10}))
 
     def test_adafactor_relative_step_warmup(self) -> None:
-        data = job(optimizer={"type": "AdaFactor"}, scheduler={"lr_scheduler": "cosine", "lr_warmup_steps": 10})
+        data = job(
+            optimizer={"type": "AdaFactor"},
+            scheduler={"lr_scheduler": "cosine", "lr_warmup_steps": 10},
+        )
         assert "Adafactor" in problems(data)["scheduler.lr_warmup_steps"]
 
     def test_float_warmup_above_one(self) -> None:
@@ -148,7 +158,9 @@ class TestOptimizerRules:
         assert validate_job(data).scheduler.lr_warmup_steps == pytest.approx(0.1)
 
     def test_min_lr_ratio_needed(self) -> None:
-        assert "scheduler.lr_scheduler_min_lr_ratio" in problems(job(scheduler={"lr_scheduler": "cosine_with_min_lr"}))
+        assert "scheduler.lr_scheduler_min_lr_ratio" in problems(
+            job(scheduler={"lr_scheduler": "cosine_with_min_lr"})
+        )
 
     def test_prodigy_case_insensitive_ok(self) -> None:
         assert validate_job(job(optimizer={"type": "prodigy"})).optimizer.type == "Prodigy"
@@ -156,7 +168,10 @@ class TestOptimizerRules:
 
 class TestBuckets:
     def test_sd15_needs_64(self) -> None:
-        assert "multiple of 64" in problems(job(dataset={"bucket_reso_steps": 32}))["dataset.bucket_reso_steps"]
+        assert (
+            "multiple of 64"
+            in problems(job(dataset={"bucket_reso_steps": 32}))["dataset.bucket_reso_steps"]
+        )
 
     def test_sdxl_32_ok(self) -> None:
         assert validate_job(job(model={"family": "sdxl"}, dataset={"bucket_reso_steps": 32}))
@@ -174,10 +189,15 @@ class TestDatasetShape:
 
     def test_folder_without_prefix(self) -> None:
         msg = problems(job(dataset={"subsets": [{"image_dir": "/d/paintings"}]}))
-        assert msg["dataset.subsets[0].num_repeats"] == "no repeat count: 'paintings' has no '<repeats>_' prefix"
+        assert (
+            msg["dataset.subsets[0].num_repeats"]
+            == "no repeat count: 'paintings' has no '<repeats>_' prefix"
+        )
 
     def test_folder_without_prefix_with_repeats(self) -> None:
-        j = validate_job(job(dataset={"subsets": [{"image_dir": "/d/paintings", "num_repeats": 5}]}))
+        j = validate_job(
+            job(dataset={"subsets": [{"image_dir": "/d/paintings", "num_repeats": 5}]})
+        )
         assert j.dataset.subsets[0].effective_repeats == 5
 
     def test_only_reg(self) -> None:
@@ -190,11 +210,17 @@ class TestDatasetShape:
 
     def test_negative_repeats(self) -> None:
         subsets = [{"image_dir": "/d/x", "num_repeats": -3}]
-        assert problems(job(dataset={"subsets": subsets}))["dataset.subsets[0].num_repeats"] == "must be >= 1 (got -3)"
+        assert (
+            problems(job(dataset={"subsets": subsets}))["dataset.subsets[0].num_repeats"]
+            == "must be >= 1 (got -3)"
+        )
 
     def test_unicode_folder(self) -> None:
         j = validate_job(job(dataset={"subsets": [{"image_dir": "/d/30_曾鑫 油画"}]}))
-        assert (j.dataset.subsets[0].effective_repeats, j.dataset.subsets[0].effective_class_tokens) == (30, "曾鑫 油画")
+        assert (
+            j.dataset.subsets[0].effective_repeats,
+            j.dataset.subsets[0].effective_class_tokens,
+        ) == (30, "曾鑫 油画")
 
 
 class TestNetworkRules:
@@ -202,10 +228,14 @@ class TestNetworkRules:
         assert "25 blocks" in problems(job(network={"block_dims": [4, 4]}))["network.block_dims"]
 
     def test_dylora_conv(self) -> None:
-        assert "network.conv_dim" in problems(job(network={"algo": "dylora", "network_dim": 16, "conv_dim": 8}))
+        assert "network.conv_dim" in problems(
+            job(network={"algo": "dylora", "network_dim": 16, "conv_dim": 8})
+        )
 
     def test_dora_bypass(self) -> None:
-        assert "network.bypass_mode" in problems(job(network={"algo": "loha", "dora_wd": True, "bypass_mode": True}))
+        assert "network.bypass_mode" in problems(
+            job(network={"algo": "loha", "dora_wd": True, "bypass_mode": True})
+        )
 
     def test_ia3_has_no_dim(self) -> None:
         found = problems(job(network={"algo": "ia3", "network_dim": 4}))
@@ -218,7 +248,9 @@ class TestExtraArgs:
         assert "silently" in msg["extra_args.huber_cc"]
 
     def test_modelled(self) -> None:
-        assert "set it as training.seed" in str(_hint(job(extra_args={"seed": 1}), "extra_args.seed"))
+        assert "set it as training.seed" in str(
+            _hint(job(extra_args={"seed": 1}), "extra_args.seed")
+        )
 
     def test_known(self) -> None:
         assert validate_job(job(extra_args={"huber_c": 0.2})).extra_args == {"huber_c": 0.2}

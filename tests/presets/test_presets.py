@@ -17,8 +17,10 @@ from kohya_orchestrator.render.toml import RenderPaths, render_job
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = [p.name for p in list_presets()]
-DATA = {"model": {"pretrained_model_name_or_path": "/models/sd15.safetensors"},
-        "dataset": {"subsets": [{"image_dir": "/data/img/20_zengxin oilpaint"}]}}
+DATA = {
+    "model": {"pretrained_model_name_or_path": "/models/sd15.safetensors"},
+    "dataset": {"subsets": [{"image_dir": "/data/img/20_zengxin oilpaint"}]},
+}
 
 
 def test_presets_come_from_the_checkout() -> None:
@@ -82,9 +84,20 @@ def test_presets_load_from_an_installed_wheel(tmp_path: Path) -> None:
     pytest.importorskip("hatchling")
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(dist), str(REPO)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
     )
     (wheel,) = dist.glob("*.whl")
     site = tmp_path / "site"
@@ -100,7 +113,10 @@ def test_presets_load_from_an_installed_wheel(tmp_path: Path) -> None:
     )
     proc = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r})\n{code}"],
-        capture_output=True, text=True, cwd=tmp_path, check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
     )
     first, second = proc.stdout.splitlines()[:2]
     assert first == str(site / "kohya_orchestrator" / "_presets")

@@ -50,8 +50,15 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         if out.exists() and not args.force:
-            raise ConfigError([Problem(str(out), "already exists; nothing was written",
-                                       "choose another path or pass --force")])
+            raise ConfigError(
+                [
+                    Problem(
+                        str(out),
+                        "already exists; nothing was written",
+                        "choose another path or pass --force",
+                    )
+                ]
+            )
         write_atomic(out, text)
         ok(f"wrote {out}")
     else:

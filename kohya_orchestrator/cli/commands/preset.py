@@ -93,7 +93,7 @@ def _list() -> int:
 def _show(name: str) -> int:
     import sys
 
-    from ...presets import presets_dir, preset_layers
+    from ...presets import preset_layers, presets_dir
 
     preset_layers(name)  # raises PresetNotFound with did-you-mean
     sys.stdout.write((presets_dir() / f"{name}.toml").read_text(encoding="utf-8"))
@@ -104,7 +104,7 @@ def _copy(name: str, dest: str, *, force: bool) -> int:
     from pathlib import Path
 
     from ...errors import ConfigError, Problem
-    from ...presets import presets_dir, preset_layers
+    from ...presets import preset_layers, presets_dir
     from ...render.files import write_atomic
     from ...ui.messages import ok
 
@@ -114,7 +114,13 @@ def _copy(name: str, dest: str, *, force: bool) -> int:
         target = target / f"{name}.toml"
     if target.exists() and not force:
         raise ConfigError(
-            [Problem(str(target), "already exists; nothing was written", "choose another path or pass --force")]
+            [
+                Problem(
+                    str(target),
+                    "already exists; nothing was written",
+                    "choose another path or pass --force",
+                )
+            ]
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, (presets_dir() / f"{name}.toml").read_text(encoding="utf-8"))
@@ -178,12 +184,16 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     if args.overrides:
         layers.append(Layer("--set", parse_set_overrides(args.overrides), cwd))
     composed = compose_layers(layers)
-    job = validate_job(composed.data, source=f"preset '{args.name}'", provenance=composed.provenance)
+    job = validate_job(
+        composed.data, source=f"preset '{args.name}'", provenance=composed.provenance
+    )
     if job.training.output_dir and not Path(job.training.output_dir).is_absolute():
         job = job.model_copy(
-            update={"training": job.training.model_copy(
-                update={"output_dir": str(cwd / job.training.output_dir)}
-            )}
+            update={
+                "training": job.training.model_copy(
+                    update={"output_dir": str(cwd / job.training.output_dir)}
+                )
+            }
         )
     if not args.model:
         missing.append(
@@ -197,15 +207,21 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     _print_plan(job)
     run_dir = Path(args.runs) / "<run id>"
     files = render_into(job, run_dir)
-    out.print(Panel(Syntax(files.config_toml, "toml", word_wrap=True), title=f"{run_dir}/config.toml"))
-    out.print(Panel(Syntax(files.dataset_toml, "toml", word_wrap=True), title=f"{run_dir}/dataset.toml"))
+    out.print(
+        Panel(Syntax(files.config_toml, "toml", word_wrap=True), title=f"{run_dir}/config.toml")
+    )
+    out.print(
+        Panel(Syntax(files.dataset_toml, "toml", word_wrap=True), title=f"{run_dir}/dataset.toml")
+    )
     if files.sample_prompts:
         out.print(Panel(files.sample_prompts.rstrip(), title=f"{run_dir}/sample_prompts.txt"))
 
     install = find_install(Path(args.sd_scripts) if args.sd_scripts else None)
     if install is not None:
         spec = build_launch_spec(
-            job, python=install.python, sd_scripts_dir=install.sd_scripts_dir,
+            job,
+            python=install.python,
+            sd_scripts_dir=install.sd_scripts_dir,
             config_file=run_dir.resolve() / CONFIG_NAME,
         )
         env = " ".join(f"{k}={v}" for k, v in spec.env.items())
@@ -243,7 +259,7 @@ def _print_plan(job: object) -> None:
 
     try:
         plan = plan_job(job)  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 - a plan is a nicety here, never fatal
+    except Exception as exc:
         console().print(f"[dim](no step plan: {exc})[/dim]")
         return
     console().print(render_plan_text(plan))

@@ -25,9 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("job", metavar="JOB.toml", help="the job file")
     parser.add_argument("--out", "-o", required=True, metavar="DIR", help="folder to write into")
     parser.add_argument("--force", action="store_true", help="replace files already in DIR")
-    parser.add_argument(
-        "--no-paths", action="store_true", help="skip the checks that paths exist"
-    )
+    parser.add_argument("--no-paths", action="store_true", help="skip the checks that paths exist")
     add_set_option(parser)
     parser.set_defaults(func=run)
 

@@ -22,9 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("job", metavar="JOB.toml", help="the job file")
     add_set_option(parser)
-    parser.add_argument(
-        "--no-paths", action="store_true", help="skip the checks that paths exist"
-    )
+    parser.add_argument("--no-paths", action="store_true", help="skip the checks that paths exist")
     parser.set_defaults(func=run)
 
 
