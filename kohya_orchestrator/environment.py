@@ -135,15 +135,15 @@ class Environment(BaseModel):
     mps_available: bool = Field(default=False, description="Apple Metal backend available.")
     bf16_supported: bool | None = Field(default=None, description="torch.cuda bf16 support.")
     gpus: tuple[GpuInfo, ...] = Field(default=(), description="GPUs, torch first, else nvidia-smi.")
-    accelerate_version: str | None = None
-    diffusers_version: str | None = None
-    transformers_version: str | None = None
+    accelerate_version: str | None = Field(default=None, description="Version of accelerate.")
+    diffusers_version: str | None = Field(default=None, description="Version of diffusers.")
+    transformers_version: str | None = Field(default=None, description="Version of transformers.")
     lycoris_version: str | None = Field(default=None, description="Version of lycoris-lora.")
-    bitsandbytes_version: str | None = None
-    xformers_version: str | None = None
-    prodigyopt_version: str | None = None
-    toml_version: str | None = None
-    voluptuous_version: str | None = None
+    bitsandbytes_version: str | None = Field(default=None, description="Version of bitsandbytes.")
+    xformers_version: str | None = Field(default=None, description="Version of xformers.")
+    prodigyopt_version: str | None = Field(default=None, description="Version of prodigyopt.")
+    toml_version: str | None = Field(default=None, description="Version of toml.")
+    voluptuous_version: str | None = Field(default=None, description="Version of voluptuous.")
     probe_errors: list[str] = Field(
         default_factory=list, description="What went wrong while probing (the probe never raises)."
     )
@@ -450,7 +450,10 @@ def _search(
 
 
 def _default_roots(env: Mapping[str, str]) -> list[Path]:
-    roots = [Path.cwd()]
+    try:
+        roots = [Path.cwd()]
+    except OSError:  # the current folder was deleted
+        roots = []
     home = _home(env)
     if home is not None:
         roots += [
@@ -823,11 +826,10 @@ def _check_scripts(env: Environment) -> Check:
             detail=f"no train_network.py in {env.sd_scripts_dir}",
             fix="point --sd-scripts at a kohya-ss/sd-scripts checkout (or the kohya_ss folder)",
         )
-    others = [s for s in env.scripts if s != "train_network.py"]
-    more = f" (+ {', '.join(others)})" if others else ""
-    return Check(
-        name="sd-scripts", status="ok", detail=f"{env.sd_scripts_dir}: train_network.py{more}"
-    )
+    shown = [s for s in ("train_network.py", "sdxl_train_network.py") if s in env.scripts]
+    more = len(env.scripts) - len(shown)
+    detail = ", ".join(shown) + (f" (+{more} more *train_network.py)" if more else "")
+    return Check(name="sd-scripts", status="ok", detail=detail)
 
 
 def _check_commit(env: Environment) -> Check:

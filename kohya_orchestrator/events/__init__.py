@@ -1,0 +1,72 @@
+"""Typed events and the sd-scripts console parser.
+
+``LogParser`` turns ``train_network.py``'s merged stdout/stderr into events; ``parse_log`` and
+``parse_bytes_chunks`` are one-shot conveniences. Events serialise to JSON Lines through
+``EventAdapter`` (``dump_events_jsonl`` / ``load_events_jsonl``). See ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+from .failures import FAILURE_RULES, FailureRule, classify_failure
+from .parser import Decoder, LogParser, parse_bytes_chunks, parse_log, parse_sample_filename
+from .types import (
+    ERROR_CATEGORIES,
+    CheckpointSaved,
+    ChildError,
+    ChildWarning,
+    EpochStarted,
+    ErrorCategory,
+    Event,
+    EventAdapter,
+    LogLine,
+    Phase,
+    PhaseChanged,
+    ProgressBar,
+    ResourceSample,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    SampleImageSaved,
+    SamplePrompt,
+    SamplingStarted,
+    StateSaved,
+    StepProgress,
+    TrainingPlan,
+    dump_events_jsonl,
+    load_events_jsonl,
+)
+
+__all__ = [
+    "ERROR_CATEGORIES",
+    "FAILURE_RULES",
+    "CheckpointSaved",
+    "ChildError",
+    "ChildWarning",
+    "Decoder",
+    "EpochStarted",
+    "ErrorCategory",
+    "Event",
+    "EventAdapter",
+    "FailureRule",
+    "LogLine",
+    "LogParser",
+    "Phase",
+    "PhaseChanged",
+    "ProgressBar",
+    "ResourceSample",
+    "RunFinished",
+    "RunStarted",
+    "RunStatus",
+    "SampleImageSaved",
+    "SamplePrompt",
+    "SamplingStarted",
+    "StateSaved",
+    "StepProgress",
+    "TrainingPlan",
+    "classify_failure",
+    "dump_events_jsonl",
+    "load_events_jsonl",
+    "parse_bytes_chunks",
+    "parse_log",
+    "parse_sample_filename",
+]

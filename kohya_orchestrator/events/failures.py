@@ -1,0 +1,318 @@
+"""Known ways a sd-scripts run fails: a table of (pattern, category, remedy), and a classifier.
+
+The parser consults :data:`FAILURE_RULES` for every traceback's exception line (rules with
+``scope="exception"``) and for every other message (``scope="message"``), and turns a match into a
+:class:`~kohya_orchestrator.events.types.ChildError` carrying the category and remedy.
+:func:`classify_failure` picks the one error that best explains a failed run.
+
+Remedies may use the pattern's named groups as ``{name}`` placeholders, plus ``{package}`` (the pip
+name of a missing module).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .types import ChildError, ErrorCategory, Event
+
+__all__ = [
+    "FAILURE_RULES",
+    "GENERIC_REMEDIES",
+    "FailureRule",
+    "classify_exception",
+    "classify_failure",
+    "classify_message",
+]
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    """One known failure: where to look, what it matches, what it means, how to fix it."""
+
+    category: ErrorCategory
+    pattern: re.Pattern[str]
+    remedy: str | None
+    scope: Literal["exception", "message"]
+    """``exception``: only a traceback's exception line; ``message``: any log message or print."""
+    example: str
+    """A real line the pattern must match (from the capture in ``fixture``, else as sd-scripts,
+    torch, accelerate or argparse print it); the tests check every rule against its example."""
+    fixture: str | None = None
+    """The capture in ``shared/fixtures/sd-scripts-logs`` that shows it (None: none yet)."""
+
+
+# pip names of modules sd-scripts and its plugins import, where they differ from the module name.
+_PIP_NAMES = {
+    "lycoris": "lycoris-lora",
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "prodigyopt": "prodigyopt",
+    "dadaptation": "dadaptation",
+    "schedulefree": "schedulefree",
+    "bitsandbytes": "bitsandbytes",
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+    "google.protobuf": "protobuf",
+}
+
+_VENV_PIP = "<venv python> -m pip install {package}"
+
+FAILURE_RULES: tuple[FailureRule, ...] = (
+    FailureRule(
+        category="oom",
+        pattern=re.compile(r"CUDA out of memory|OutOfMemoryError"),
+        remedy=(
+            "The GPU ran out of memory. Lower train_batch_size or the resolution, turn on "
+            "gradient_checkpointing and cache_latents, train in mixed_precision 'fp16'/'bf16' "
+            "with sdpa or xformers, or use an 8-bit optimizer (AdamW8bit)."
+        ),
+        example=(
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB. "
+            "GPU 0 has a total capacity of 7.79 GiB of which 3.31 MiB is free."
+        ),
+        scope="exception",
+    ),
+    FailureRule(
+        category="fp16_no_gpu",
+        pattern=re.compile(r"fp16 mixed precision requires a GPU"),
+        remedy=(
+            "fp16 needs a CUDA GPU. On a CPU set mixed_precision = 'no' (and accelerate launch "
+            "--mixed_precision no); otherwise check that torch sees the GPU."
+        ),
+        example="ValueError: fp16 mixed precision requires a GPU (not 'mps').",
+        scope="exception",
+    ),
+    FailureRule(
+        category="missing_module",
+        pattern=re.compile(r"No module named '(?P<module>[^']+)'"),
+        remedy="Install it into the Python that runs sd-scripts: `" + _VENV_PIP + "`.",
+        example="ModuleNotFoundError: No module named 'lycoris'",
+        scope="exception",
+    ),
+    FailureRule(
+        category="missing_module",
+        # sd: train_util.py get_optimizer raises ImportError("No bitsandbytes / …").
+        pattern=re.compile(r"No (?P<module>bitsandbytes) / "),
+        remedy="Install it into the Python that runs sd-scripts: `" + _VENV_PIP + "`.",
+        example="ImportError: No bitsandbytes / bitsandbytesがインストールされていないようです",
+        scope="exception",
+    ),
+    FailureRule(
+        category="lycoris_duplicated_name",
+        pattern=re.compile(r"duplicated lora name"),
+        remedy=(
+            "LyCORIS 4.x's default preset wraps some modules twice. Set an explicit preset, "
+            "e.g. network_args = ['preset=attn-mlp', ...], or pin lycoris-lora 3.x "
+            "(`<venv python> -m pip install 'lycoris-lora<4'`)."
+        ),
+        example="AssertionError: duplicated lora name: lora_unet_time_embedding_linear_1",
+        scope="exception",
+        fixture="b_loha",
+    ),
+    FailureRule(
+        category="lycoris_ia3_keyerror",
+        pattern=re.compile(r"^KeyError: 'ia3'$"),
+        remedy=(
+            "This LyCORIS (3.x) lost the 'ia3' algorithm. Upgrade to lycoris-lora 4.x "
+            "(`<venv python> -m pip install 'lycoris-lora>=4'`) and give IA3 a custom preset "
+            "file (network_args preset=<file.toml>) naming the modules to adapt."
+        ),
+        example="KeyError: 'ia3'",
+        scope="exception",
+        fixture="d_ia3_ly34",
+    ),
+    FailureRule(
+        category="lycoris_empty_params",
+        pattern=re.compile(r"optimizer got an empty parameter list"),
+        remedy=(
+            "The LyCORIS preset matched no modules, so there is nothing to train. Use "
+            "preset=attn-mlp or full, or fix the module names in the custom preset."
+        ),
+        example="ValueError: optimizer got an empty parameter list",
+        scope="exception",
+    ),
+    FailureRule(
+        category="interrupted",
+        pattern=re.compile(r"^KeyboardInterrupt\b"),
+        remedy=(
+            "The trainer was interrupted (SIGINT). Only files from 'saving checkpoint' lines "
+            "before the interrupt exist; use save_state and resume to continue a run."
+        ),
+        example="KeyboardInterrupt",
+        scope="exception",
+        fixture="g_sigint_accelerate_group",
+    ),
+    FailureRule(
+        category="launcher_failed",
+        pattern=re.compile(
+            r"CalledProcessError: .*returned non-zero exit status (?P<status>-?\d+)"
+        ),
+        remedy=(
+            "accelerate launch only reports the trainer's exit status ({status}); the trainer's "
+            "own error is earlier in the log."
+        ),
+        example=(
+            "subprocess.CalledProcessError: Command '['/srv/kohya/venv/bin/python', "
+            "'train_network.py']' returned non-zero exit status 1."
+        ),
+        scope="exception",
+    ),
+    FailureRule(
+        category="no_data",
+        # sd: train_network.py:576 (rich ERROR record, or a bare line with --console_log_simple).
+        pattern=re.compile(r"^No data found\."),
+        remedy=(
+            "No training images were found (sd-scripts still exits 0). train_data_dir must be "
+            "the parent of '<repeats>_<name>' folders (e.g. img/ holding img/10_mystyle/); with "
+            "a dataset config, check that each subset's image_dir exists and holds images."
+        ),
+        example=(
+            "No data found. Please verify arguments (train_data_dir must be the parent of "
+            "folders with images) / 画像がありません。引数指定を確認してください"
+            "（train_data_dirには画像があるフォルダではなく、画像があるフォルダの親フォルダを"
+            "指定する必要があります）"
+        ),
+        scope="message",
+        fixture="f_missing_dir",
+    ),
+    FailureRule(
+        category="config_not_found",
+        # sd: train_util.py:4741, then exit(1).
+        pattern=re.compile(r"^(?P<path>.+\.toml) not found\.$"),
+        remedy=(
+            "The --config_file does not exist: {path}. Check the path (sd-scripts adds .toml "
+            "when the name lacks it)."
+        ),
+        example="/srv/kohya/configs/train_a_lora.toml not found.",
+        scope="message",
+    ),
+    FailureRule(
+        category="bad_argument",
+        # argparse, exit 2: `train_network.py: error: unrecognized arguments: --foo`.
+        pattern=re.compile(
+            r"^\S+: error: (?P<detail>unrecognized arguments: .*|argument .*"
+            r"|the following arguments are required: .*)$"
+        ),
+        remedy=(
+            "sd-scripts rejected an option ({detail}). Check its spelling and value against "
+            "`<venv python> train_network.py --help` of the installed sd-scripts commit."
+        ),
+        example="train_network.py: error: unrecognized arguments: --network_dimm 16",
+        scope="message",
+    ),
+)
+"""Known failures, first match wins. ``nan_loss`` comes from the loss value, not from a line."""
+
+GENERIC_REMEDIES: dict[str, str] = {
+    "nan_loss": (
+        "The loss became NaN. Lower learning_rate, train in bf16 or fp32 instead of fp16 (drop "
+        "full_fp16), and check the dataset for broken images."
+    ),
+}
+"""Remedies for categories that have no pattern of their own."""
+
+_EXCEPTION_RULES = tuple(r for r in FAILURE_RULES if r.scope == "exception")
+_MESSAGE_RULES = tuple(r for r in FAILURE_RULES if r.scope == "message")
+# One search decides whether any message rule could match (most messages match none).
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+_MESSAGE_ANY = re.compile(
+    "|".join("(?:" + _NAMED_GROUP.sub("(?:", r.pattern.pattern) + ")" for r in _MESSAGE_RULES)
+)
+
+# Most relevant first: what explains a failed run best.
+_RANK: dict[str, int] = {
+    "interrupted": 1,
+    "exception": 2,
+    "nan_loss": 3,
+    "logged_error": 4,
+    "launcher_failed": 5,
+}
+
+
+def _remedy(rule: FailureRule, match: re.Match[str]) -> str | None:
+    if rule.remedy is None:
+        return None
+    groups = {k: v for k, v in match.groupdict().items() if v is not None}
+    module = groups.get("module")
+    if module is not None:
+        top = module.split(".")[0]
+        groups["package"] = _PIP_NAMES.get(module, _PIP_NAMES.get(top, top))
+    try:
+        return rule.remedy.format(**groups)
+    except (KeyError, IndexError):  # pragma: no cover - every rule's placeholders are its groups
+        return rule.remedy
+
+
+def _first_match(
+    rules: Sequence[FailureRule], text: str
+) -> tuple[ErrorCategory, str | None] | None:
+    for rule in rules:
+        m = rule.pattern.search(text)
+        if m is not None:
+            return rule.category, _remedy(rule, m)
+    return None
+
+
+def classify_message(message: str) -> tuple[ErrorCategory, str | None] | None:
+    """Classify a log message or printed line that is fatal on its own (``No data found`` …).
+
+    Args:
+        message: One message, rich layout removed (may span lines).
+
+    Returns:
+        ``(category, remedy)``, or None when the message is not a known failure.
+    """
+    if _MESSAGE_ANY.search(message) is None:
+        return None
+    return _first_match(_MESSAGE_RULES, message)
+
+
+def classify_exception(exception_line: str) -> tuple[ErrorCategory, str | None]:
+    """Classify a traceback by its exception line (``KeyError: 'ia3'``).
+
+    Args:
+        exception_line: The last line of a traceback.
+
+    Returns:
+        ``(category, remedy)``; ``("exception", None)`` when no rule matches.
+    """
+    line = exception_line.strip()
+    found = _first_match(_EXCEPTION_RULES, line) or _first_match(_MESSAGE_RULES, line)
+    return found if found is not None else ("exception", None)
+
+
+def classify_failure(items: Iterable[Event] | Iterable[str] | str) -> ChildError | None:
+    """Pick the error that best explains a failed run.
+
+    Specific categories (``oom``, ``no_data``, LyCORIS problems …) beat ``interrupted``, which
+    beats a generic ``exception``, then ``nan_loss``, ``logged_error`` and accelerate's
+    ``launcher_failed`` wrapper; among equals the first one wins.
+
+    Args:
+        items: Events from the parser, or console lines / text (parsed here first).
+
+    Returns:
+        The most relevant ChildError, or None when there is none.
+    """
+    if isinstance(items, str):
+        text: str | None = items
+        events: list[Event] = []
+    else:
+        seq = list(items)
+        text = "\n".join(x for x in seq if isinstance(x, str)) if seq else None
+        if seq and all(isinstance(x, str) for x in seq):
+            events = []
+        else:
+            text = None
+            events = [x for x in seq if not isinstance(x, str)]
+    if text is not None:
+        from .parser import parse_log  # the parser imports this module
+
+        events = parse_log(text + "\n")
+    errors = [e for e in events if isinstance(e, ChildError)]
+    if not errors:
+        return None
+    return min(errors, key=lambda e: _RANK.get(e.category, 0))
