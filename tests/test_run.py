@@ -30,7 +30,10 @@ NO_ACCELERATE = LaunchOptions(use_accelerate=False)
 @pytest.fixture
 def install() -> Install:
     return Install(
-        root=FAKE, sd_scripts_dir=FAKE, python=Path(sys.executable), layout="explicit",
+        root=FAKE,
+        sd_scripts_dir=FAKE,
+        python=Path(sys.executable),
+        layout="explicit",
         source="argument",
     )
 
@@ -43,12 +46,22 @@ def _job(tmp_path: Path, name: str) -> TrainingJob:
         {
             "model": {"pretrained_model_name_or_path": str(model)},
             "dataset": {"subsets": [{"image_dir": str(tmp_path / "img" / "2_oilpaint style")}]},
-            "training": {"max_train_epochs": 2, "output_dir": str(tmp_path / "out"), "output_name": name},
+            "training": {
+                "max_train_epochs": 2,
+                "output_dir": str(tmp_path / "out"),
+                "output_name": name,
+            },
         }
     )
 
 
-def _env(monkeypatch: pytest.MonkeyPatch, shared: Path, scenario: str, args: str = "", out: Path | None = None) -> None:
+def _env(
+    monkeypatch: pytest.MonkeyPatch,
+    shared: Path,
+    scenario: str,
+    args: str = "",
+    out: Path | None = None,
+) -> None:
     replay = shared / "fixtures" / "sd-scripts-logs" / scenario / "chunks.jsonl"
     monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(replay))
     monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", f"--speed 0 {args}")
@@ -57,11 +70,20 @@ def _env(monkeypatch: pytest.MonkeyPatch, shared: Path, scenario: str, args: str
 
 
 def _start(job: TrainingJob, install: Install, tmp_path: Path, **kw: object):
-    return start(job, install=install, runs=tmp_path / "runs", launch=NO_ACCELERATE, probe=False,
-                 monitor_interval_s=0.2, **kw)  # type: ignore[arg-type]
+    return start(
+        job,
+        install=install,
+        runs=tmp_path / "runs",
+        launch=NO_ACCELERATE,
+        probe=False,
+        monitor_interval_s=0.2,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
-def test_success_writes_the_run_directory(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_success_writes_the_run_directory(
+    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job = _job(tmp_path, "a_lora_accelerate")
     _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
     monkeypatch.setenv("HF_TOKEN", "hf_secretsecretsecretsecret")
@@ -71,11 +93,20 @@ def test_success_writes_the_run_directory(shared_dir: Path, tmp_path: Path, inst
     assert result.status == RunStatus.SUCCEEDED, result.reason
     assert result.returncode == 0
     d = result.run_dir
-    for name in ("job.json", "config.toml", "dataset.toml", "command.json", "console.log", "events.jsonl"):
+    for name in (
+        "job.json",
+        "config.toml",
+        "dataset.toml",
+        "command.json",
+        "console.log",
+        "events.jsonl",
+    ):
         assert (d / name).is_file(), name
     assert (d / "status").read_text().strip() == "succeeded"
     assert (d / "rc").read_text().strip() == "0"
-    combined = (shared_dir / "fixtures" / "sd-scripts-logs" / "a_lora_accelerate" / "combined").read_bytes()
+    combined = (
+        shared_dir / "fixtures" / "sd-scripts-logs" / "a_lora_accelerate" / "combined"
+    ).read_bytes()
     assert (d / "console.log").read_bytes() == combined
     command = json.loads((d / "command.json").read_text())
     assert "HF_TOKEN" not in json.dumps(command)
@@ -85,11 +116,16 @@ def test_success_writes_the_run_directory(shared_dir: Path, tmp_path: Path, inst
     steps = [e for e in events if e.kind == "step_progress"]
     plan = next(e for e in events if e.kind == "training_plan")
     assert steps[-1].step == plan.total_steps
-    assert [Path(p).name for p in result.outputs] == ["a_lora_accelerate-000001.safetensors", "a_lora_accelerate.safetensors"]
+    assert [Path(p).name for p in result.outputs] == [
+        "a_lora_accelerate-000001.safetensors",
+        "a_lora_accelerate.safetensors",
+    ]
     assert [e.kind for e in seen] == [e.kind for e in events]
 
 
-def test_crash_is_failed_with_the_classified_error(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_is_failed_with_the_classified_error(
+    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _env(monkeypatch, shared_dir, "b_loha", args="--exit-code 1")
     result = _start(_job(tmp_path, "b_loha"), install, tmp_path).wait(60)
     assert result.status == RunStatus.FAILED and result.returncode == 1
@@ -97,7 +133,9 @@ def test_crash_is_failed_with_the_classified_error(shared_dir: Path, tmp_path: P
     assert (result.run_dir / "status").read_text().strip() == "failed"
 
 
-def test_exit_zero_with_no_data_is_failed(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exit_zero_with_no_data_is_failed(
+    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _env(monkeypatch, shared_dir, "f_missing_dir")
     result = _start(_job(tmp_path, "f_missing_dir"), install, tmp_path).wait(60)
     assert result.returncode == 0
@@ -115,10 +153,21 @@ def _gone(pids: list[int]) -> bool:
     return True
 
 
-def test_stall_watchdog_stops_a_hung_trainer(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", args="--stop-after 30 --hang --spawn-grandchild --max-lifetime 60")
-    run = _start(_job(tmp_path, "hang"), install, tmp_path,
-                 watchdogs=Watchdogs(stall_minutes=0.02, cancel_grace_s=1.0))
+def test_stall_watchdog_stops_a_hung_trainer(
+    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _env(
+        monkeypatch,
+        shared_dir,
+        "a_lora_accelerate",
+        args="--stop-after 30 --hang --spawn-grandchild --max-lifetime 60",
+    )
+    run = _start(
+        _job(tmp_path, "hang"),
+        install,
+        tmp_path,
+        watchdogs=Watchdogs(stall_minutes=0.02, cancel_grace_s=1.0),
+    )
     time.sleep(0.5)
     pids = run.pids
     result = run.wait(60)
@@ -126,9 +175,18 @@ def test_stall_watchdog_stops_a_hung_trainer(shared_dir: Path, tmp_path: Path, i
     assert len(pids) >= 2 and _gone(pids)
 
 
-def test_cancel_leaves_no_process(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", args="--stop-after 30 --hang --spawn-grandchild --ignore-sigint --max-lifetime 60")
-    run = _start(_job(tmp_path, "cancel"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0))
+def test_cancel_leaves_no_process(
+    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _env(
+        monkeypatch,
+        shared_dir,
+        "a_lora_accelerate",
+        args="--stop-after 30 --hang --spawn-grandchild --ignore-sigint --max-lifetime 60",
+    )
+    run = _start(
+        _job(tmp_path, "cancel"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0)
+    )
     deadline = time.monotonic() + 20
     while len(run.pids) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -140,9 +198,19 @@ def test_cancel_leaves_no_process(shared_dir: Path, tmp_path: Path, install: Ins
     assert len(pids) >= 2 and _gone(pids)
 
 
-def test_nan_watchdog(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_watchdog(
+    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A stand-in log: the real a_lora capture with its loss values replaced by nan (process control only).
-    rows = [json.loads(x) for x in (shared_dir / "fixtures" / "sd-scripts-logs" / "a_lora_accelerate" / "chunks.jsonl").read_text().splitlines() if x.strip()]
+    rows = [
+        json.loads(x)
+        for x in (
+            shared_dir / "fixtures" / "sd-scripts-logs" / "a_lora_accelerate" / "chunks.jsonl"
+        )
+        .read_text()
+        .splitlines()
+        if x.strip()
+    ]
     import re
 
     for row in rows:
@@ -151,17 +219,23 @@ def test_nan_watchdog(shared_dir: Path, tmp_path: Path, install: Install, monkey
     nan_log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(nan_log))
     monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", "--speed 0 --hang --max-lifetime 60")
-    result = _start(_job(tmp_path, "nan"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0)).wait(60)
+    result = _start(
+        _job(tmp_path, "nan"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0)
+    ).wait(60)
     assert result.status == RunStatus.FAILED and "NaN" in (result.reason or "")
 
 
-def test_raising_callback_never_kills_the_run(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_raising_callback_never_kills_the_run(
+    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
 
     def boom(event: object) -> None:
         raise ValueError("consumer bug")
 
-    result = _start(_job(tmp_path, "a_lora_accelerate"), install, tmp_path, sinks=[CallbackSink(boom)]).wait(60)
+    result = _start(
+        _job(tmp_path, "a_lora_accelerate"), install, tmp_path, sinks=[CallbackSink(boom)]
+    ).wait(60)
     assert result.status == RunStatus.SUCCEEDED
     assert "consumer bug" in (result.run_dir / "sink_errors.txt").read_text()
 
@@ -176,7 +250,9 @@ def test_existing_output_is_never_overwritten(tmp_path: Path, install: Install) 
     assert not (tmp_path / "runs").exists()
 
 
-def test_events_jsonl_round_trips(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_events_jsonl_round_trips(
+    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _env(monkeypatch, shared_dir, "e_prodigy", out=tmp_path / "out")
     result = _start(_job(tmp_path, "e_prodigy"), install, tmp_path).wait(60)
     for line in (result.run_dir / "events.jsonl").read_text().splitlines():
@@ -184,7 +260,13 @@ def test_events_jsonl_round_trips(shared_dir: Path, tmp_path: Path, install: Ins
         assert EventAdapter.dump_json(event).decode() == line
 
 
-def test_runs_list_and_show(shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_runs_list_and_show(
+    shared_dir: Path,
+    tmp_path: Path,
+    install: Install,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from kohya_orchestrator.cli.main import main
 
     _env(monkeypatch, shared_dir, "b_loha", args="--exit-code 1")

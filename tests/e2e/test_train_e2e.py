@@ -19,13 +19,26 @@ from .conftest import tiny_job
 pytestmark = pytest.mark.e2e
 
 
-def test_train_cli_small_lora(lab_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_cli_small_lora(
+    lab_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     job = validate_job(
         tiny_job(
-            lab_env, tmp_path, "e2e_lora",
-            sampling={"sample_every_n_epochs": 1, "prompts": [
-                {"prompt": "oilpaint style, a red circle", "width": 64, "height": 64,
-                 "sample_steps": 2, "seed": 1}]},
+            lab_env,
+            tmp_path,
+            "e2e_lora",
+            sampling={
+                "sample_every_n_epochs": 1,
+                "prompts": [
+                    {
+                        "prompt": "oilpaint style, a red circle",
+                        "width": 64,
+                        "height": 64,
+                        "sample_steps": 2,
+                        "seed": 1,
+                    }
+                ],
+            },
         )
     )
     path = tmp_path / "job.toml"
@@ -67,8 +80,13 @@ def test_cancel_mid_training_leaves_no_process(lab_env: Path, tmp_path: Path) ->
     data = tiny_job(lab_env, tmp_path, "e2e_cancel", training={"max_train_epochs": 20})
     install = find_install(lab_env)
     assert install is not None
-    run = start(validate_job(data), install=install, runs=tmp_path / "runs", probe=False,
-                watchdogs=Watchdogs(cancel_grace_s=10))
+    run = start(
+        validate_job(data),
+        install=install,
+        runs=tmp_path / "runs",
+        probe=False,
+        watchdogs=Watchdogs(cancel_grace_s=10),
+    )
     pids: list[int] = []
     deadline = time.monotonic() + 240
     for event in run.events():

@@ -1,0 +1,330 @@
+"""`dataset create | inspect | captions`: lay out, check and edit kohya dataset folders."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ...captions import CaptionEdit
+    from ...dataset_tree import CreateResult, Finding
+    from ...inspection.dataset import DatasetReport
+
+_EPILOG = (
+    "examples:\n"
+    '  python -m kohya_orchestrator dataset create ~/raw/oil --repeats 20 --name "zengxin '
+    'oilpaint" --into ~/data/train --max-per-subset 100\n'
+    "  python -m kohya_orchestrator dataset inspect ~/data/train --resolution 512 --trigger zengxin\n"
+    "  python -m kohya_orchestrator dataset captions ~/data/train/20_zengxin\\ oilpaint add zengxin "
+    "--front --dry-run\n\n"
+    "next: python -m kohya_orchestrator plan --train-dir ~/data/train --batch-size 2 --epochs 10"
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the verb and its three actions."""
+    parser = subparsers.add_parser(
+        "dataset",
+        help="lay out, inspect and caption kohya dataset folders",
+        description="Work with kohya dataset folders: a parent folder of `<repeats>_<name>` "
+        "subfolders holding images and caption files, read exactly as sd-scripts reads them.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+
+    create = actions.add_parser(
+        "create",
+        help="lay out a flat folder as DIR/<repeats>_<name>/",
+        description="Copy (or link) the images of a flat folder, with their .txt/.caption "
+        "files, into INTO/<repeats>_<name>/. The source is never changed and existing files "
+        "are never overwritten. With --max-per-subset, more images than that are split evenly "
+        "into '<repeats>_<name>', '<repeats>_<name> 2', ... (by file name).",
+        epilog="examples:\n"
+        '  python -m kohya_orchestrator dataset create raw/ --repeats 20 --name "zengxin '
+        'oilpaint" --into data/train\n'
+        "  python -m kohya_orchestrator dataset create raw/ --repeats 10 --name sks --into "
+        "data/train --link --max-per-subset 100\n\n"
+        "next: python -m kohya_orchestrator dataset inspect data/train",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    create.add_argument("src", metavar="SRC", help="flat folder of images (and captions)")
+    create.add_argument("--repeats", type=int, required=True, metavar="N", help="repeats prefix")
+    create.add_argument("--name", required=True, help="name after the prefix (class tokens)")
+    create.add_argument("--into", required=True, metavar="DIR", help="parent folder to fill")
+    create.add_argument(
+        "--link",
+        nargs="?",
+        const="hard",
+        choices=("hard", "sym"),
+        help="link instead of copying: hard (default with --link) or sym",
+    )
+    create.add_argument("--max-per-subset", type=int, metavar="N", help="split above N images")
+    create.add_argument("--dry-run", action="store_true", help="show what would be created")
+
+    inspect = actions.add_parser(
+        "inspect",
+        help="report counts, sizes, captions and problems",
+        description="Report per subset: images, repeats, images×repeats, sizes and aspect "
+        "ratios (from image headers), captions, tag frequency and the trigger word; and every "
+        "problem with what to do: corrupt or truncated images, 0-byte files, tiny images, "
+        "duplicates, CMYK/16-bit/transparent images, missing or broken captions, skipped "
+        "folders. Exit 1 when sd-scripts would fail on the data.",
+        epilog="examples:\n"
+        "  python -m kohya_orchestrator dataset inspect data/train --reg data/reg\n"
+        "  python -m kohya_orchestrator dataset inspect data/train/20_style --json\n\n"
+        "next: python -m kohya_orchestrator plan --train-dir data/train --epochs 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    inspect.add_argument("dir", metavar="DIR", help="parent of <repeats>_<name> folders, or one")
+    inspect.add_argument("--reg", metavar="DIR", help="regularisation images (the same layout)")
+    inspect.add_argument("--json", action="store_true", help="print the report as JSON")
+    inspect.add_argument("--resolution", default="512", metavar="W[,H]", help="default 512")
+    inspect.add_argument("--trigger", metavar="WORD", help="default: each folder's class tokens")
+    inspect.add_argument("--caption-extension", default=".txt", metavar="EXT", help="default .txt")
+    inspect.add_argument(
+        "--verify-pixels", action="store_true", help="decode every image fully (slow)"
+    )
+
+    captions = actions.add_parser(
+        "captions",
+        help="add, remove or replace a tag in captions",
+        description="Edit the comma-separated tags of every caption in a subset (or in every "
+        "subset of a parent folder). Tags match case-insensitively. Originals are copied to "
+        "<subset>/.caption-backups/<timestamp>/ first; images are never touched.",
+        epilog="examples:\n"
+        '  python -m kohya_orchestrator dataset captions "data/train/20_zengxin oilpaint" add '
+        "zengxin --front\n"
+        "  python -m kohya_orchestrator dataset captions data/train replace 'oil painting' "
+        "'oil painting (medium)' --dry-run\n\n"
+        "next: python -m kohya_orchestrator dataset inspect data/train",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    captions.add_argument("dir", metavar="DIR", help="a subset folder, or a parent of them")
+    captions.add_argument("op", choices=("add", "remove", "replace"), metavar="add|remove|replace")
+    captions.add_argument("tag", metavar="TAG", help="the tag or trigger word")
+    captions.add_argument("new", nargs="?", metavar="NEW", help="replacement (replace only)")
+    captions.add_argument("--front", action="store_true", help="put the tag first")
+    captions.add_argument("--dry-run", action="store_true", help="show the diff, write nothing")
+    captions.add_argument("--caption-extension", default=".txt", metavar="EXT", help="default .txt")
+    captions.add_argument(
+        "--create-missing",
+        action="store_true",
+        help="add: also write a caption for images that have none",
+    )
+    parser.set_defaults(func=run, dataset_parser=parser)
+
+
+# ----------------------------------------------------------------------------- shared output
+def _short(path: str, root: str | None) -> str:
+    import os
+
+    if root and os.path.isdir(root):
+        try:
+            rel = os.path.relpath(path, root)
+        except ValueError:
+            return path
+        if not rel.startswith(".."):
+            return rel if rel != "." else os.path.basename(os.path.normpath(root)) or path
+    return path
+
+
+def print_findings(findings: Sequence[Finding], *, root: str | None = None) -> None:
+    """Print findings grouped by kind: errors, then warnings, then advice.
+
+    Args:
+        findings: What to print.
+        root: Paths under this folder are shown relative to it.
+    """
+    from rich.markup import escape
+
+    from ...ui.messages import console
+
+    out = console()
+    marks = {"error": "[red]⨯[/red]", "warning": "[yellow]![/yellow]", "info": "[blue]i[/blue]"}
+    for severity in ("error", "warning", "info"):
+        group: dict[str, list[Finding]] = {}
+        for f in findings:
+            if f.severity == severity:
+                group.setdefault(f.code, []).append(f)
+        for items in group.values():
+            first = items[0]
+            if len(items) == 1:
+                where = escape(_short(first.path, root))
+                out.print(f"{marks[severity]} [bold]{where}[/bold]: {escape(first.message)}")
+            else:
+                out.print(f"{marks[severity]} {len(items)} × {escape(first.message)}")
+                for f in items[:5]:
+                    out.print(f"    [dim]{escape(_short(f.path, root))}[/dim]")
+                if len(items) > 5:
+                    out.print(f"    [dim]... and {len(items) - 5} more[/dim]")
+            if first.hint:
+                out.print(f"    [dim]hint: {escape(first.hint)}[/dim]")
+
+
+# ----------------------------------------------------------------------------- actions
+def _create(args: argparse.Namespace) -> int:
+    from ...dataset_tree import create_subsets
+
+    result = create_subsets(
+        args.src,
+        args.into,
+        repeats=args.repeats,
+        name=args.name,
+        link=args.link,
+        max_per_subset=args.max_per_subset,
+        dry_run=args.dry_run,
+    )
+    _print_created(result, args)
+    return 0
+
+
+def _print_created(result: CreateResult, args: argparse.Namespace) -> None:
+    from rich.markup import escape
+
+    from ...ui.messages import console, hint, ok
+
+    verb = "would create" if args.dry_run else "created"
+    how = {"copy": "copies", "hard": "hard links", "sym": "symbolic links"}[result.mode]
+    n = len(result.folders)
+    ok(f"{verb} {n} folder{'s' if n != 1 else ''} in {escape(args.into)} ({how}):")
+    for folder in result.folders:
+        name = escape(folder.path.rstrip("/\\").rsplit("/", 1)[-1])
+        console().print(f"    {name}: {folder.images} images, {folder.captions} captions")
+    print_findings(list(result.findings), root=args.into)
+    if not args.dry_run:
+        hint(f"next: python -m kohya_orchestrator dataset inspect {escape(args.into)}")
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from ...inspection.dataset import inspect_dataset
+    from .plan import _parse_resolution
+
+    report = inspect_dataset(
+        args.dir,
+        args.reg,
+        resolution=_parse_resolution(args.resolution),
+        trigger=args.trigger,
+        caption_extension=args.caption_extension,
+        verify_pixels=args.verify_pixels,
+    )
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        _print_report(report)
+    return 1 if report.errors else 0
+
+
+def _print_report(report: DatasetReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ...ui.messages import console, fail, hint, ok
+
+    out = console()
+    w, h = report.resolution
+    out.print(
+        f"[bold]Dataset {escape(report.root)}[/bold] (resolution {w}x{h}, captions "
+        f"*{escape(report.caption_extension)})"
+    )
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("subset", "repeats", "images", "×repeats", "captions", "sizes", "ratios"):
+        table.add_column(col, justify="left" if col in ("subset", "sizes", "ratios") else "right")
+    for s in sorted(report.subsets, key=lambda r: (r.is_reg, r.name)):
+        sizes = "-"
+        if s.min_size and s.max_size:
+            sizes = f"{s.min_size[0]}x{s.min_size[1]}-{s.max_size[0]}x{s.max_size[1]}"
+        ratios = ", ".join(f"{r.ratio} {r.count}" for r in s.aspect_ratios[:3])
+        captions = f"{s.captioned}/{s.image_count}"
+        table.add_row(
+            escape(s.name) + (" (reg)" if s.is_reg else ""),
+            str(s.repeats),
+            str(s.image_count),
+            str(s.images_with_repeats),
+            captions,
+            sizes,
+            escape(ratios),
+        )
+    out.print(table)
+    out.print(
+        f"train: {report.image_count} images, {report.images_with_repeats} with repeats"
+        + (
+            f"; reg: {report.reg_image_count} images, {report.reg_images_with_repeats} with repeats"
+            if report.reg_root
+            else ""
+        )
+    )
+    for s in report.subsets:
+        if s.tags:
+            top = ", ".join(f"{t.tag} {t.count}" for t in s.tags[:8])
+            out.print(f"tags in {escape(s.name)}: {escape(top)}")
+        if s.trigger and s.captioned:
+            have = s.captioned - s.trigger_missing
+            out.print(f"trigger '{escape(s.trigger)}' in {have}/{s.captioned} captions")
+    print_findings(report.findings, root=report.root)
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    if n_err:
+        fail(f"{n_err} error(s), {n_warn} warning(s): sd-scripts would fail on this data")
+    elif n_warn:
+        ok(f"no errors; {n_warn} warning(s) to look at")
+    else:
+        ok("no problems found")
+    hint(f"next: python -m kohya_orchestrator plan --train-dir {escape(report.root)} --epochs 10")
+
+
+def _captions(args: argparse.Namespace) -> int:
+    from ...captions import edit_captions
+
+    result = edit_captions(
+        args.dir,
+        args.op,
+        args.tag,
+        args.new,
+        front=args.front,
+        caption_extension=args.caption_extension,
+        create_missing=args.create_missing,
+        dry_run=args.dry_run,
+    )
+    _print_edit(result, args.dir)
+    return 0
+
+
+def _print_edit(result: CaptionEdit, root: str) -> None:
+    from rich.markup import escape
+
+    from ...ui.messages import console, hint, ok
+
+    out = console()
+    if result.dry_run:
+        for change in result.changes:
+            out.print(f"[bold]--- {escape(_short(change.path, root))}[/bold]")
+            for line in change.before.splitlines():
+                out.print(f"[red]- {escape(line)}[/red]")
+            for line in change.after.splitlines():
+                out.print(f"[green]+ {escape(line)}[/green]")
+    print_findings(list(result.findings), root=root)
+    n = len(result.changes)
+    verb = "would change" if result.dry_run else "changed"
+    ok(f"{verb} {n} caption{'s' if n != 1 else ''}; {result.unchanged} already as asked")
+    for backup in result.backups:
+        hint(f"originals saved in {escape(backup)}")
+    if result.dry_run and n:
+        hint("run again without --dry-run to write the changes")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the action."""
+    if args.action == "create":
+        return _create(args)
+    if args.action == "inspect":
+        return _inspect(args)
+    if args.action == "captions":
+        return _captions(args)
+    args.dataset_parser.print_help()
+    return 2
