@@ -148,9 +148,6 @@ def _data_subsets(data: str, reg: str | None) -> list[dict[str, object]]:
 def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rich.panel import Panel
-    from rich.syntax import Syntax
-
     from ...checks import check_paths
     from ...demo import ensure_demo_dataset
     from ...environment import find_install
@@ -159,6 +156,7 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     from ...presets import preset_layers
     from ...render.command import build_launch_spec
     from ...render.files import CONFIG_NAME, render_into
+    from ...run import absolute_job
     from ...ui.messages import console, hint, ok, print_problems
     from .._common import require_no_problems
 
@@ -187,14 +185,7 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     job = validate_job(
         composed.data, source=f"preset '{args.name}'", provenance=composed.provenance
     )
-    if job.training.output_dir and not Path(job.training.output_dir).is_absolute():
-        job = job.model_copy(
-            update={
-                "training": job.training.model_copy(
-                    update={"output_dir": str(cwd / job.training.output_dir)}
-                )
-            }
-        )
+    job = absolute_job(job, cwd)
     if not args.model:
         missing.append(
             f"model: {job.model.pretrained_model_name_or_path} (sd-scripts downloads it from "
@@ -203,18 +194,14 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
 
     title = f"preset {args.name}" + (f": {job.description}" if job.description else "")
     out.rule(title)
-    out.print(Panel(Syntax(dump_job_toml(job), "toml", word_wrap=True), title="resolved job"))
+    _section("resolved job (job file format)", dump_job_toml(job))
     _print_plan(job)
     run_dir = Path(args.runs) / "<run id>"
     files = render_into(job, run_dir)
-    out.print(
-        Panel(Syntax(files.config_toml, "toml", word_wrap=True), title=f"{run_dir}/config.toml")
-    )
-    out.print(
-        Panel(Syntax(files.dataset_toml, "toml", word_wrap=True), title=f"{run_dir}/dataset.toml")
-    )
+    _section(f"{run_dir}/config.toml", files.config_toml)
+    _section(f"{run_dir}/dataset.toml", files.dataset_toml)
     if files.sample_prompts:
-        out.print(Panel(files.sample_prompts.rstrip(), title=f"{run_dir}/sample_prompts.txt"))
+        _section(f"{run_dir}/sample_prompts.txt", files.sample_prompts)
 
     install = find_install(Path(args.sd_scripts) if args.sd_scripts else None)
     if install is not None:
@@ -225,7 +212,7 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
             config_file=run_dir.resolve() / CONFIG_NAME,
         )
         env = " ".join(f"{k}={v}" for k, v in spec.env.items())
-        out.print(Panel(f"cd {spec.cwd}\n{env} \\\n  " + " ".join(spec.argv), title="command"))
+        _section("command", f"cd {spec.cwd}\n{env} \\\n  " + " ".join(spec.argv))
     else:
         missing.append(
             "sd-scripts: no kohya install found; pass --sd-scripts PATH (kohya_ss or sd-scripts "
@@ -248,6 +235,14 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
 
     ok("starting training")
     return train_job(job, install=install, runs=Path(args.runs))
+
+
+def _section(title: str, text: str) -> None:
+    from ...ui.messages import console
+
+    out = console()
+    out.rule(title, style="dim")
+    out.print(text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_plan(job: object) -> None:
