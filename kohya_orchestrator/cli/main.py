@@ -24,23 +24,29 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-# Verb modules, in the order `--help` lists them. Each has add_parser(subparsers) and run(args).
-VERBS = (
-    "preset",
-    "validate",
-    "render",
-    "schema",
-    "import_kohya",
-    "train",
-    "doctor",
-    "replay",
-    "runs",
-    "plan",
-    "dataset",
-)
+# CLI verb -> (module in cli/commands, one-line help), in the order `--help` lists them. Each
+# module has add_parser(subparsers) and run(args). Only the chosen verb's module is imported, so
+# `--help` and every verb start fast; tests/cli/test_main.py checks that these help lines match
+# the modules' own.
+VERBS: dict[str, tuple[str, str]] = {
+    "preset": ("preset", "list, show, copy or run a preset (e.g. preset oilpaint)"),
+    "validate": ("validate", "check a job file (types, rules, paths)"),
+    "render": ("render", "write config.toml, dataset.toml and sample_prompts.txt for sd-scripts"),
+    "train": ("train", "train a job with sd-scripts, with live progress and a run directory"),
+    "plan": ("plan", "exact steps, epochs and buckets sd-scripts will run"),
+    "dataset": ("dataset", "lay out, inspect and caption kohya dataset folders"),
+    "doctor": ("doctor", "check the sd-scripts install, its Python, torch, GPU and packages"),
+    "runs": ("runs", "list run directories or show one"),
+    "replay": ("replay", "re-parse a console log into events (JSONL or a summary)"),
+    "import-config": (
+        "import_kohya",
+        "convert an existing sd-scripts config.toml (+ dataset.toml) into a job file",
+    ),
+    "schema": ("schema", "print the JSON Schema of job files"),
+}
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m kohya_orchestrator",
         description="Typed jobs, exact TOML rendering, launching and live progress for "
@@ -54,14 +60,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kohya_orchestrator {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for name in VERBS:
-        try:
-            module = __import__(f"{__package__}.commands.{name}", fromlist=["add_parser"])
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.endswith(f"commands.{name}"):
-                continue  # verb not built yet
-            raise
-        module.add_parser(sub)
+    for name, (module_name, help_text) in VERBS.items():
+        if name == verb:
+            module = __import__(f"{__package__}.commands.{module_name}", fromlist=["add_parser"])
+            module.add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
@@ -95,8 +99,10 @@ def _report(exc: OrchestratorError) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in args_list if not a.startswith("-")), None)
+    parser = _build_parser(verb if verb in VERBS else None)
+    args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

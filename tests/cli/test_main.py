@@ -76,3 +76,39 @@ def test_import_never_pulls_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_static_verb_help_matches_each_module() -> None:
+    import argparse
+
+    from kohya_orchestrator.cli.main import VERBS, _build_parser
+
+    for verb, (_module, help_text) in VERBS.items():
+        parser = _build_parser(verb)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        helps = {c.dest: c.help for c in sub._choices_actions}
+        assert helps[verb] == help_text, verb
+        assert sub.choices[verb].get_default("func") is not None, verb
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        "preset",
+        "validate",
+        "render",
+        "train",
+        "plan",
+        "dataset",
+        "doctor",
+        "runs",
+        "replay",
+        "import-config",
+        "schema",
+    ],
+)
+def test_every_verb_has_help_with_examples(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([verb, "--help"])
+    assert info.value.code == 0
+    assert "python -m kohya_orchestrator" in capsys.readouterr().out
