@@ -81,6 +81,9 @@ class RunResult(BaseModel):
     reason: str | None = None
     outputs: list[Path] = Field(default_factory=list, description="Checkpoint files written.")
     errors: list[ChildError] = Field(default_factory=list)
+    remedies: list[str] = Field(
+        default_factory=list, description="Job-specific fixes, e.g. memory switches after an OOM."
+    )
 
     @property
     def ok(self) -> bool:
@@ -265,6 +268,13 @@ class Run:
             status, reason = RunStatus.FAILED, f"exit code 0 but no final model file {final}"
         else:
             status = RunStatus.SUCCEEDED
+        remedies: list[str] = []
+        if status == RunStatus.FAILED and any(e.category == "oom" for e in s.errors):
+            from .remedies import memory_remedies
+
+            remedies = [f"{r.description}: {r.as_set_args()}" for r in memory_remedies(self.job)]
+            if remedies:
+                self.run_dir.write_text("remedies.txt", "\n".join(remedies) + "\n")
         duration = self._now()
         self._emit(
             [RunFinished(seq=0, status=status, returncode=rc, duration_s=duration, reason=reason)]
@@ -285,6 +295,7 @@ class Run:
                 if (Path(self.job.training.output_dir) / p.name).exists()
             ],
             errors=list(s.errors),
+            remedies=remedies,
         )
         for sink in self._sinks:
             try:

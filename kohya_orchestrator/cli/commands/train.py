@@ -107,6 +107,10 @@ def train_job(
     for error in result.errors[-3:]:
         if error.remedy:
             hint(error.remedy, file=sys.stderr)
+    if result.remedies:
+        hint("this job could use less memory with:", file=sys.stderr)
+        for remedy in result.remedies:
+            sys.stderr.write(f"    - {remedy}\n")
     hint(f"full log: {result.run_dir / 'console.log'}", file=sys.stderr)
     return 1
 
