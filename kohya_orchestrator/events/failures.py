@@ -239,6 +239,12 @@ def _remedy(rule: FailureRule, match: re.Match[str]) -> str | None:
     module = groups.get("module")
     if module is not None:
         top = module.split(".")[0]
+        if top in ("library", "networks"):
+            # sd-scripts' own packages, not pip packages: the script ran outside the checkout
+            return (
+                f"'{top}' is sd-scripts' own package: run the script with the sd-scripts folder "
+                "as working directory and on PYTHONPATH (kohya_orchestrator does both)."
+            )
         groups["package"] = _PIP_NAMES.get(module, _PIP_NAMES.get(top, top))
     try:
         return rule.remedy.format(**groups)

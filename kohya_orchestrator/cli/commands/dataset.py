@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ...captions import CaptionEdit
     from ...dataset_tree import CreateResult, Finding
     from ...inspection.dataset import DatasetReport
+    from ...tagging import TaggerOptions
 
 _EPILOG = (
     "examples:\n"
@@ -118,6 +119,40 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="add: also write a caption for images that have none",
     )
+    tag = actions.add_parser(
+        "tag",
+        help="tag images with sd-scripts' WD14 tagger",
+        description="Run sd-scripts' own WD14 tagger (finetune/tag_images_by_wd14_tagger.py) "
+        "in the kohya venv on a subset folder, writing one caption file per image. Folders that "
+        "already have captions are refused unless --append-tags or --overwrite (originals are "
+        "backed up to <subset>/.caption-backups/ first). The tagger model is yours: a local "
+        "--model-dir, or --repo-id to download it once.",
+        epilog="examples:\n"
+        '  python -m kohya_orchestrator dataset tag "img/20_zengxin oilpaint" --model-dir '
+        "~/models/wd-v1-4-moat-tagger-v2 --always-first-tags 'zengxin oilpaint'\n"
+        "  python -m kohya_orchestrator dataset tag img/20_x --repo-id "
+        "SmilingWolf/wd-v1-4-moat-tagger-v2 --model-dir models/wd14 --dry-run\n\n"
+        "next: python -m kohya_orchestrator dataset captions DIR add TRIGGER --front",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    tag.add_argument("dir", metavar="DIR", help="the image folder")
+    tag.add_argument("--model-dir", help="local WD14 tagger folder (model.onnx, selected_tags.csv)")
+    tag.add_argument("--repo-id", help="Hugging Face repo to download the tagger from")
+    tag.add_argument("--general-threshold", type=float, default=0.35, help="default 0.35")
+    tag.add_argument("--character-threshold", type=float, default=0.85, help="default 0.85")
+    tag.add_argument("--undesired-tags", default="", help="comma-separated tags never written")
+    tag.add_argument("--always-first-tags", default="", help="comma-separated, e.g. the trigger")
+    tag.add_argument("--caption-extension", default=".txt", help="default .txt")
+    tag.add_argument("--batch-size", type=int, default=4, help="default 4")
+    tag.add_argument("--recursive", action="store_true", help="also tag subfolders")
+    tag.add_argument("--keep-underscore", action="store_true", help="keep long_hair as is")
+    tag.add_argument("--no-onnx", action="store_true", help="use the TensorFlow model instead")
+    tag.add_argument("--append-tags", action="store_true", help="add to existing captions")
+    tag.add_argument("--overwrite", action="store_true", help="replace existing captions")
+    tag.add_argument("--sd-scripts", metavar="PATH", help="kohya_ss or sd-scripts folder")
+    tag.add_argument("--log", metavar="FILE", help="where the tagger's output goes")
+    tag.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
     parser.set_defaults(func=run, dataset_parser=parser)
 
 
@@ -318,6 +353,85 @@ def _print_edit(result: CaptionEdit, root: str) -> None:
         hint("run again without --dry-run to write the changes")
 
 
+def tagger_options(args: argparse.Namespace) -> TaggerOptions:
+    """The typed tagger options from the command line."""
+    from ...tagging import TaggerOptions
+
+    def split(text: str) -> list[str]:
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+    return TaggerOptions(
+        repo_id=args.repo_id,
+        model_dir=args.model_dir,
+        onnx=not args.no_onnx,
+        batch_size=args.batch_size,
+        general_threshold=args.general_threshold,
+        character_threshold=args.character_threshold,
+        undesired_tags=split(args.undesired_tags),
+        always_first_tags=split(args.always_first_tags),
+        caption_extension=args.caption_extension,
+        recursive=args.recursive,
+        remove_underscore=not args.keep_underscore,
+        append_tags=args.append_tags,
+        overwrite=args.overwrite,
+    )
+
+
+def _tag(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+    from datetime import datetime
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from ...environment import require_install
+    from ...errors import ConfigError
+    from ...jobfile import problems_from_validation_error
+    from ...tagging import build_tagger_spec, check_before_tagging, run_tagger
+    from ...ui.messages import console, fail, hint, ok
+
+    try:
+        options = tagger_options(args)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation_error(exc), source="dataset tag") from None
+    folder = Path(args.dir)
+    check_before_tagging(options, folder)
+    install = require_install(Path(args.sd_scripts) if args.sd_scripts else None)
+    spec = build_tagger_spec(
+        options, folder.resolve(), python=install.python, sd_scripts_dir=install.sd_scripts_dir
+    )
+    if args.dry_run:
+        sys.stdout.write(f"cd {shlex.quote(str(spec.cwd))} && " + shlex.join(spec.argv) + "\n")
+        return 0
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    log = (
+        Path(args.log)
+        if args.log
+        else Path.home() / ".cache" / "kohya_orchestrator" / f"tagger-{stamp}.log"
+    )
+    console().print(f"tagging {folder} with sd-scripts' WD14 tagger (log: {log})")
+    result = run_tagger(
+        options,
+        folder.resolve(),
+        python=install.python,
+        sd_scripts_dir=install.sd_scripts_dir,
+        log_file=log,
+    )
+    if result.backup:
+        hint(f"original captions saved in {result.backup}")
+    if result.ok:
+        ok(f"tagged {result.tagged} of {result.images} images")
+        return 0
+    fail(f"tagger exited {result.returncode}; {result.tagged} of {result.images} images tagged")
+    for error in result.errors[-3:]:
+        fail(error.message)
+        if error.remedy:
+            hint(error.remedy, file=sys.stderr)
+    hint(f"full log: {log}", file=sys.stderr)
+    return 1
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the action."""
     if args.action == "create":
@@ -326,5 +440,7 @@ def run(args: argparse.Namespace) -> int:
         return _inspect(args)
     if args.action == "captions":
         return _captions(args)
+    if args.action == "tag":
+        return _tag(args)
     args.dataset_parser.print_help()
     return 2
