@@ -122,7 +122,7 @@ def check_outputs(job: TrainingJob) -> list[Problem]:
                 "choose another output_name (--set training.output_name=...) or move the file",
             )
         )
-    elif out.is_dir():
+    elif out.is_dir() and not t.resume:  # resuming continues into the same folder on purpose
         stale = sorted(out.glob(f"{glob_escape(t.output_name)}-*.{t.save_model_as}"))
         if stale:
             problems.append(

@@ -120,8 +120,10 @@ class Run:
         run_dir: RunDir,
         sinks: Sequence[EventSink],
         watchdogs: Watchdogs,
+        iterable: bool = True,
     ) -> None:
         """Use :func:`start`."""
+        self._iterable = iterable
         self.job = job
         self.run_dir = run_dir
         self.watchdogs = watchdogs
@@ -154,7 +156,8 @@ class Run:
                         sink.handle(event)
                     except Exception as exc:  # a consumer must never kill the training
                         self._state.sink_errors.append(repr(SinkError(f"{sink!r}: {exc!r}")))
-                self._queue.put(event)
+                if self._iterable:
+                    self._queue.put(event)
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -332,7 +335,13 @@ class Run:
         return self._result
 
     def events(self) -> Iterator[Event]:
-        """Every event of the run, blocking until it ends (single consumer)."""
+        """Every event of the run, blocking until it ends (single consumer).
+
+        Raises:
+            RuntimeError: the run was started with ``iterable=False``.
+        """
+        if not self._iterable:
+            raise RuntimeError("this run was started with iterable=False; read events.jsonl")
         while True:
             event = self._queue.get()
             if event is None:
@@ -382,6 +391,7 @@ def start(
     probe: bool = True,
     extra_env: dict[str, str] | None = None,
     monitor_interval_s: float = 5.0,
+    iterable: bool = True,
 ) -> Run:
     """Check, render, write the run directory and start the trainer; returns at once.
 
@@ -389,6 +399,9 @@ def start(
         ConfigError: a path is missing or the output would overwrite an earlier run's files.
         SetupError: no sd-scripts install was found.
         LaunchError: the trainer could not be started.
+
+    ``iterable=False`` keeps no events in memory for :meth:`Run.events` (long unattended runs:
+    sinks and events.jsonl still get every event).
     """
     install = install or require_install(sd_scripts)
     job = absolute_job(job, Path.cwd())
@@ -405,7 +418,7 @@ def start(
         environment = probe_environment(install)
     if environment is not None:
         run_dir.write_text("environment.json", environment.model_dump_json(indent=2) + "\n")
-    run = Run(job, run_dir, sinks, watchdogs or Watchdogs())
+    run = Run(job, run_dir, sinks, watchdogs or Watchdogs(), iterable=iterable)
     run_dir.set_status(RunStatus.STARTING.value)
     run._emit([RunStarted(seq=0, run_id=run_dir.run_id, argv=list(spec.argv), cwd=str(spec.cwd))])
     try:

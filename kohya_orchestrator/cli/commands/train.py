@@ -87,6 +87,7 @@ def train_job(
         sinks=sinks,
         probe=probe,
         watchdogs=Watchdogs(stall_minutes=stall_minutes),
+        iterable=False,
     )
     try:
         result = run.wait()
