@@ -1,4 +1,4 @@
-"""`runs list` and `runs show RUN`: read run directories back, including runs that crashed."""
+"""`runs list|show|pictures|compare`: read run directories back, including runs that crashed."""
 
 from __future__ import annotations
 
@@ -17,25 +17,53 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "runs",
         help="list run directories or show one",
         description="List the runs under a runs folder (newest last), or show one run: its "
-        "status and exit code, plan, last step and loss, checkpoints, samples and errors with "
-        "their remedies. Works on runs that crashed or are still running.",
+        "status and exit code, plan, last step and loss, errors with their remedies, and its "
+        "outputs per epoch (checkpoint, step, loss, sample images). Works on runs that crashed "
+        "or are still running. 'pictures' writes a contact sheet of the samples (prompts x "
+        "epochs) and a loss curve into the run folder; 'compare' puts runs (or LoRA files) side "
+        "by side. The lowest loss is not the best epoch: judge the samples by eye.",
         epilog="examples:\n"
         "  python -m kohya_orchestrator runs list\n"
         "  python -m kohya_orchestrator runs show runs/20261124-221500-oilpaint\n"
-        "  python -m kohya_orchestrator runs show latest --json",
+        "  python -m kohya_orchestrator runs show latest --json\n"
+        "  python -m kohya_orchestrator runs show latest --sheet --loss-curve\n"
+        "  python -m kohya_orchestrator runs pictures latest\n"
+        "  python -m kohya_orchestrator runs compare runs/*-ia3 runs/*-loha runs/*-lokr\n"
+        "\nnext: python -m kohya_orchestrator lora inspect FILE (a checkpoint's metadata)",
         formatter_class=RAW,
     )
-    parser.add_argument("action", choices=("list", "show"), help="list or show")
-    parser.add_argument("run", nargs="?", help="run folder, its name, or 'latest' (show)")
+    parser.add_argument(
+        "action", choices=("list", "show", "pictures", "compare"), help="what to do"
+    )
+    parser.add_argument(
+        "run",
+        nargs="*",
+        help="run folder, its name, or 'latest' (show, pictures); several runs or LoRA files "
+        "(compare)",
+    )
     parser.add_argument("--runs", metavar="DIR", default="runs", help="runs folder (default runs)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--sheet", action="store_true", help="show: also write contact_sheet.png (samples)"
+    )
+    parser.add_argument("--loss-curve", action="store_true", help="show: also write loss_curve.png")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """List or show."""
+    """List, show, draw pictures or compare."""
     if args.action == "list":
         return _list(args)
+    if args.action == "compare":
+        return _compare(args)
+    if len(args.run) > 1:
+        from ...errors import ConfigError, Problem
+
+        raise ConfigError(
+            [Problem("run", f"'runs {args.action}' takes one run", "use 'runs compare RUN...'")]
+        )
+    if args.action == "pictures":
+        return _pictures(args)
     return _show(args)
 
 
@@ -93,14 +121,21 @@ def _show(args: argparse.Namespace) -> int:
     import sys
 
     from ...launch.rundir import RunDir
+    from ...outputs import run_outputs
     from ...run import read_events
     from ...ui.messages import console
 
-    rd = resolve_run(args.runs, args.run)
+    rd = resolve_run(args.runs, args.run[0] if args.run else None)
     assert isinstance(rd, RunDir)
     events = read_events(rd.path)
     info = _summarise(rd, events)
+    outputs = run_outputs(rd.path)
+    written = outputs.write_pictures(sheet=args.sheet, loss_curve=args.loss_curve)
+    no_sheet = args.sheet and not outputs.samples
     if args.json:
+        # through model_dump_json: a NaN loss becomes "NaN", keeping the output valid JSON
+        info["outputs"] = json.loads(outputs.model_dump_json())
+        info["pictures"] = [str(p) for p in written]
         sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
         return 0
     out = console()
@@ -122,14 +157,11 @@ def _show(args: argparse.Namespace) -> int:
         out.print(
             f"last step: {s['step']}/{s['total_steps']}  epoch {s['epoch']}  avr_loss {s['avr_loss']}"
         )
-    for c in info["checkpoints"]:
-        out.print(
-            f"checkpoint: {c['path']}  (epoch {c['epoch']}, step {c['step']}, final {c['final']})"
-        )
-    for s in info["samples"]:
-        out.print(
-            f"sample: {s['path']}  (epoch {s['epoch']}, step {s['step']}, prompt {s['prompt_index']})"
-        )
+    _print_outputs(outputs)
+    for path in written:
+        out.print(f"[green]✓[/green] wrote {path}")
+    if no_sheet:
+        out.print("[dim]no sample images in this run: no contact sheet[/dim]")
     for e in info["errors"]:
         out.print(f"[red]error ({e['category']})[/red]: {e['message']}")
         if e["remedy"]:
@@ -164,3 +196,149 @@ def _summarise(rd: object, events: list[Any]) -> dict[str, Any]:
         "samples": [dump(e) for e in by_kind.get("sample_image_saved", [])],
         "errors": [dump(e) for e in by_kind.get("child_error", [])],
     }
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KiB"
+
+
+def _loss(v: float | None) -> str:
+    return "" if v is None else f"{v:.4f}"
+
+
+def _print_outputs(outputs: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ...outputs import RunOutputs
+    from ...ui.messages import console
+
+    assert isinstance(outputs, RunOutputs)
+    out = console()
+    entries = outputs.by_epoch()
+    if entries:
+        table = Table(box=None, header_style="bold", title_justify="left")
+        for col in ("epoch", "step", "loss", "checkpoint", "size", "samples"):
+            table.add_column(col, overflow="fold")
+        for e in entries:
+            c = e.checkpoint
+            if c is None:
+                ckpt = ""
+            else:
+                ckpt = escape(c.name) + ("" if c.exists else " [dim](gone)[/dim]")
+            missing = sum(not s.exists for s in e.samples)
+            samples = f"{len(e.samples)}" + (f" ({missing} missing)" if missing else "")
+            table.add_row(
+                "" if e.epoch is None else str(e.epoch),
+                "" if e.step is None else str(e.step),
+                _loss(e.loss),
+                ckpt,
+                _size(c.size_bytes) if c else "",
+                samples,
+            )
+        out.print(table)
+    if outputs.output_dir is not None:
+        out.print(f"[dim]outputs: {escape(str(outputs.output_dir))}[/dim]")
+    source = {"tensorboard": "TensorBoard", "events": "console avr_loss", "none": "none"}
+    if outputs.loss:
+        out.print(
+            f"loss ({source[outputs.loss_source]}): final average {_loss(outputs.final_loss)}"
+        )
+    for note in outputs.notes:
+        out.print(f"  [dim]note: {escape(note)}[/dim]")
+    if outputs.samples:
+        out.print(
+            "  [dim]hint: the lowest loss is not the best epoch; compare the samples by eye: "
+            f"python -m kohya_orchestrator runs pictures {escape(str(outputs.run_dir))}[/dim]"
+        )
+
+
+def _dim_alpha(dim: int | None, alpha: float | None) -> str:
+    if dim is None and alpha is None:
+        return "-"
+    return f"{'?' if dim is None else dim}/{'?' if alpha is None else f'{alpha:g}'}"
+
+
+def _pictures(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from ...launch.rundir import RunDir
+    from ...outputs import run_outputs
+    from ...ui.messages import console, hint, ok
+
+    rd = resolve_run(args.runs, args.run[0] if args.run else None)
+    assert isinstance(rd, RunDir)
+    outputs = run_outputs(rd.path)
+    both = not (args.sheet or args.loss_curve)
+    written = outputs.write_pictures(sheet=both or args.sheet, loss_curve=both or args.loss_curve)
+    if args.json:
+        sys.stdout.write(json.dumps([str(p) for p in written], indent=2) + "\n")
+        return 0
+    for path in written:
+        ok(f"wrote {path}")
+    if (both or args.sheet) and not outputs.samples:
+        console().print("[dim]no sample images in this run: no contact sheet[/dim]")
+        hint("add [sampling] prompts and sample_every_n_epochs to the job")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ...errors import ConfigError, Problem
+    from ...launch.rundir import RunDir
+    from ...outputs import compare_runs
+    from ...ui.messages import console
+
+    if not args.run:
+        raise ConfigError(
+            [Problem("run", "name the runs to compare", "runs compare RUN RUN ... (or LoRA files)")]
+        )
+    sources: list[Path] = []
+    for name in args.run:
+        path = Path(name)
+        if path.is_file():
+            sources.append(path)
+            continue
+        rd = resolve_run(args.runs, name)
+        assert isinstance(rd, RunDir)
+        sources.append(rd.path)
+    result = compare_runs(sources)
+    if args.json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return 0
+    # one column per run (comparisons are of a few runs; fields as rows fit a terminal)
+    table = Table(box=None, header_style="bold")
+    table.add_column("")
+    for r in result.rows:
+        table.add_column(escape(r.name), overflow="fold")
+    fields: list[tuple[str, list[str]]] = [
+        ("status", [r.status or "" for r in result.rows]),
+        ("algo", [r.algo or "?" for r in result.rows]),
+        ("dim/alpha", [_dim_alpha(r.network_dim, r.network_alpha) for r in result.rows]),
+        ("optimizer", [escape(r.optimizer or "?") for r in result.rows]),
+        ("lr", ["" if r.learning_rate is None else f"{r.learning_rate:g}" for r in result.rows]),
+        ("steps", ["" if r.steps is None else str(r.steps) for r in result.rows]),
+        ("epochs", ["" if r.epochs is None else str(r.epochs) for r in result.rows]),
+        ("time", ["" if r.time_s is None else f"{r.time_s:.0f} s" for r in result.rows]),
+        ("final loss", [_loss(r.final_loss) for r in result.rows]),
+        ("epoch loss", [_loss(r.epoch_loss) for r in result.rows]),
+        ("file", [escape(r.file.name) if r.file else "" for r in result.rows]),
+        ("file size", [_size(r.file_size_bytes) for r in result.rows]),
+    ]
+    for label, values in fields:
+        table.add_row(label, *values)
+    out = console()
+    out.print(table)
+    out.print(
+        "  [dim]hint: loss is not quality (a LoRA that copies the data has the lowest loss); "
+        "judge each run's samples: runs pictures RUN[/dim]"
+    )
+    return 0
