@@ -1,0 +1,47 @@
+"""A persistent training queue, sweeps and SLURM export (issue #8).
+
+- :class:`JobQueue` (``store.py``, records in ``records.py``): the queue folder (SQLite + frozen
+  job copies) and atomic claims; ``locks.py`` tells live runners from dead ones and
+  ``recovery.py`` cleans up after dead ones (their jobs are *interrupted*, never silently re-run).
+- :class:`QueueRunner` / :func:`run_queue` (``worker.py``): one worker per GPU, in order, past
+  failures, with lighter-plan retries after CUDA out of memory.
+- :func:`expand_sweep` / :func:`queue_sweep` / :func:`compare_sweep` (``sweep.py``): a job file
+  times ``--grid`` values, validated before anything is queued.
+- :func:`render_slurm_script` (``slurm.py``): the queue as an ``sbatch`` job array.
+
+Example::
+
+    from kohya_orchestrator.queue import JobQueue, NewJob, run_queue
+    from kohya_orchestrator.jobfile import load_job
+
+    queue = JobQueue()  # ~/.local/share/kohya_orchestrator/queue
+    queue.add([NewJob(load_job(Path("a.toml"))), NewJob(load_job(Path("b.toml")))])
+    run_queue(queue, gpus=("0", "1"))
+"""
+
+from __future__ import annotations
+
+from .records import Attempt, JobStatus, NewJob, QueueJob, default_queue_dir
+from .slurm import render_slurm_script
+from .store import JobQueue
+from .sweep import SweepJob, SweepPlan, compare_sweep, expand_sweep, parse_grid, queue_sweep
+from .worker import QueueNotice, QueueRunner, run_queue
+
+__all__ = [
+    "Attempt",
+    "JobQueue",
+    "JobStatus",
+    "NewJob",
+    "QueueJob",
+    "QueueNotice",
+    "QueueRunner",
+    "SweepJob",
+    "SweepPlan",
+    "compare_sweep",
+    "default_queue_dir",
+    "expand_sweep",
+    "parse_grid",
+    "queue_sweep",
+    "render_slurm_script",
+    "run_queue",
+]
