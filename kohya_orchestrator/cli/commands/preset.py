@@ -1,9 +1,11 @@
 """`preset list|show|copy` and `preset NAME`: the ready-made jobs, and running one.
 
-`preset NAME` composes the preset with --data/--model/--output/--set, validates once, and shows
-the resolved job, the step plan, the rendered files and the exact command. With a kohya install
-found and --data given it then trains; --dry-run only plans. With no data it uses a tiny bundled
-demo dataset so a fresh machine still sees a real plan.
+`preset NAME` composes the preset with overlays (--vram, --overlay), --data/--model/--output and
+--set, picks the epochs from the data when the preset asks for it (printing the arithmetic),
+validates once, and shows the resolved job, the step plan, the rendered files and the exact
+command. With a kohya install found and --data given it then trains; --dry-run only plans. With
+no data it uses a tiny bundled demo dataset so a fresh machine still sees a real plan. NAME may
+also be the path of your own preset file (which can `extends` the shipped ones).
 """
 
 from __future__ import annotations
@@ -20,17 +22,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="list, show, copy or run a preset (e.g. preset oilpaint)",
         description="Presets are partial jobs in presets/. 'preset list' lists them, 'preset show "
         "NAME' prints one, 'preset copy NAME PATH' writes it as your own job file, and 'preset "
-        "NAME' resolves it with your data and model, shows what it would do, and trains when an "
-        "sd-scripts install is found and --data is given.",
+        "NAME' resolves it with your data and model (picking the epochs from your data when "
+        "the preset asks for it, with the arithmetic), shows what it would do, and trains when "
+        "an sd-scripts install is found and --data is given. Overlays such as --vram 8 lay "
+        "memory switches over it. NAME may also be the path of your own preset file, which can "
+        "'extends' the shipped ones (docs/presets.md).",
         epilog="examples:\n"
         "  python -m kohya_orchestrator preset list\n"
         "  python -m kohya_orchestrator preset oilpaint            (bundled demo data, plan only)\n"
         "  python -m kohya_orchestrator preset oilpaint --data img --model sd15.safetensors\n"
+        "  python -m kohya_orchestrator preset sdxl-style --data img --vram 12 --dry-run\n"
         "  python -m kohya_orchestrator preset copy oilpaint my_job.toml\n\n"
         "next: python -m kohya_orchestrator validate my_job.toml",
         formatter_class=RAW,
     )
-    parser.add_argument("name", metavar="NAME|list|show|copy", help="a preset name or a sub-verb")
+    parser.add_argument(
+        "name",
+        metavar="NAME|list|show|copy",
+        help="a preset name, the path of your own preset file, or a sub-verb",
+    )
     parser.add_argument("args", nargs="*", metavar="ARG", help="show NAME / copy NAME PATH")
     parser.add_argument(
         "--data", metavar="DIR", help="the image folder: a parent of <repeats>_<name> folders"
@@ -39,6 +49,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--model", metavar="PATH", help="base model checkpoint or folder")
     parser.add_argument("--output", metavar="DIR", help="where the LoRA files go")
     parser.add_argument("--sd-scripts", metavar="PATH", help="the kohya_ss or sd-scripts folder")
+    parser.add_argument(
+        "--vram",
+        type=int,
+        choices=(8, 12, 24),
+        metavar="GB",
+        help="lay the memory overlay for this card over the preset: 8, 12 or 24 (vram-<GB>gb)",
+    )
+    parser.add_argument(
+        "--overlay",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="lay another preset over this one (repeatable; after --vram)",
+    )
     parser.add_argument("--runs", metavar="DIR", default="runs", help="run folders (default: runs)")
     parser.add_argument("--dry-run", action="store_true", help="only show the plan; never train")
     parser.add_argument("--force", action="store_true", help="copy: replace an existing file")
@@ -82,21 +106,37 @@ def _list() -> int:
 
     table = Table(box=None, show_header=True, header_style="bold")
     table.add_column("preset")
+    table.add_column("kind")
     table.add_column("what it is for")
     for info in list_presets():
-        table.add_row(info.name, info.summary)
+        table.add_row(info.name, "overlay" if info.overlay else "job", info.summary)
     console().print(table)
-    console().print("[dim]run one: python -m kohya_orchestrator preset NAME --data DIR[/dim]")
+    console().print(
+        "[dim]run one: python -m kohya_orchestrator preset NAME --data DIR  "
+        "(overlays: preset NAME --vram 8, or --overlay NAME)[/dim]"
+    )
     return 0
 
 
 def _show(name: str) -> int:
     import sys
 
-    from ...presets import preset_layers, presets_dir
+    from ...presets import load_preset, preset_layers, preset_path
+    from ...ui.messages import hint
 
     preset_layers(name)  # raises PresetNotFound with did-you-mean
-    sys.stdout.write((presets_dir() / f"{name}.toml").read_text(encoding="utf-8"))
+    sys.stdout.write(preset_path(name).read_text(encoding="utf-8"))
+    raw = load_preset(name)
+    parents = raw.get("extends", [])
+    for parent in [parents] if isinstance(parents, str) else parents:
+        hint(
+            f"extends {parent}: python -m kohya_orchestrator preset show {parent}", file=sys.stderr
+        )
+    if "overlay" in raw:
+        hint(
+            f"an overlay: lay it over a preset with: preset oilpaint --overlay {name}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -104,9 +144,9 @@ def _copy(name: str, dest: str, *, force: bool) -> int:
     from pathlib import Path
 
     from ...errors import ConfigError, Problem
-    from ...presets import preset_layers, presets_dir
+    from ...presets import preset_copy_text, preset_layers
     from ...render.files import write_atomic
-    from ...ui.messages import ok
+    from ...ui.messages import hint, ok
 
     preset_layers(name)
     target = Path(dest)
@@ -123,26 +163,13 @@ def _copy(name: str, dest: str, *, force: bool) -> int:
             ]
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, (presets_dir() / f"{name}.toml").read_text(encoding="utf-8"))
+    write_atomic(target, preset_copy_text(name))
     ok(f"wrote {target}")
+    hint(
+        f"add your [[dataset.subsets]], then: python -m kohya_orchestrator validate {target}"
+        f"   (or keep using the preset: python -m kohya_orchestrator preset {name} --data DIR)"
+    )
     return 0
-
-
-def _data_subsets(data: str, reg: str | None) -> list[dict[str, object]]:
-    from pathlib import Path
-
-    from ...dataset_tree import subsets_from_tree
-    from ...errors import ConfigError
-
-    subsets, problems = subsets_from_tree(Path(data), Path(reg) if reg else None)
-    errors = [p for p in problems if p.severity == "error"]
-    if errors or not subsets:
-        raise ConfigError(errors or problems, source=f"--data {data}")
-    if problems:
-        from ...ui.messages import print_problems
-
-        print_problems(problems)
-    return subsets
 
 
 def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
@@ -151,9 +178,9 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     from ...checks import check_paths
     from ...demo import ensure_demo_dataset
     from ...environment import find_install
-    from ...jobfile import Layer, compose_layers, dump_job_toml, parse_set_overrides, validate_job
+    from ...jobfile import dump_job_toml
     from ...models import job_warnings
-    from ...presets import preset_layers
+    from ...presets import preset_job, vram_overlay
     from ...render.command import build_launch_spec
     from ...render.files import CONFIG_NAME, render_into
     from ...run import absolute_job
@@ -161,41 +188,44 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     from .._common import require_no_problems
 
     out = console()
-    layers = preset_layers(args.name)
     cwd = Path.cwd()
     missing: list[str] = []
-    cli: dict[str, object] = {}
-    if args.data:
-        cli["dataset"] = {"subsets": _data_subsets(args.data, args.reg_data)}
-    else:
-        demo = ensure_demo_dataset()
-        cli["dataset"] = {"subsets": _data_subsets(str(demo), None)}
+    data = args.data
+    if not data:
+        data = str(ensure_demo_dataset())
         missing.append(
-            f"data: using the bundled demo dataset ({demo}); give yours with --data DIR "
+            f"data: using the bundled demo dataset ({data}); give yours with --data DIR "
             "(a folder of <repeats>_<name> subfolders, e.g. img/20_zengxin oilpaint)"
         )
-    if args.model:
-        cli["model"] = {"pretrained_model_name_or_path": args.model}
-    if args.output:
-        cli["training"] = {"output_dir": args.output}
-    layers.append(Layer("command-line options", cli, cwd))
-    if args.overrides:
-        layers.append(Layer("--set", parse_set_overrides(args.overrides), cwd))
-    composed = compose_layers(layers)
-    job = validate_job(
-        composed.data, source=f"preset '{args.name}'", provenance=composed.provenance
+    overlays = [vram_overlay(args.vram)] if args.vram else []
+    built = preset_job(
+        args.name,
+        data=data,
+        reg_data=args.reg_data,
+        model=args.model,
+        output=args.output,
+        overlays=[*overlays, *args.overlay],
+        overrides=args.overrides,
+        options_label="command-line options",
     )
-    job = absolute_job(job, cwd)
+    if built.data_problems:
+        print_problems(list(built.data_problems))
+    job = absolute_job(built.job, cwd)
     if not args.model:
         missing.append(
             f"model: {job.model.pretrained_model_name_or_path} (sd-scripts downloads it from "
             "Hugging Face); use your own checkpoint with --model PATH"
         )
 
-    title = f"preset {args.name}" + (f": {job.description}" if job.description else "")
+    name = job.preset or args.name
+    title = f"preset {name}" + (f": {job.description}" if job.description else "")
     out.rule(title)
     _section("resolved job (job file format)", dump_job_toml(job))
     _print_plan(job)
+    if built.epochs is not None:
+        out.print(f"[bold]epochs from your data:[/bold] {built.epochs.summary}", soft_wrap=True)
+    elif built.epochs_note:
+        out.print(f"[dim]epochs: {built.epochs_note}[/dim]", soft_wrap=True)
     run_dir = Path(args.runs) / "<run id>"
     files = render_into(job, run_dir)
     _section(f"{run_dir}/config.toml", files.config_toml)
@@ -229,11 +259,13 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     if args.dry_run or install is None or not args.data:
         if install is None or not args.data:
             hint("nothing was trained; with --data and an install found, this command trains")
+        else:
+            hint("--dry-run: nothing was trained")
         return 0
-    require_no_problems(path_problems, f"preset '{args.name}'")
+    require_no_problems(path_problems, f"preset '{name}'")
     from .train import train_job
 
-    ok("starting training")
+    ok(f"starting training: {job.display_name}, output in {job.training.output_dir}")
     return train_job(job, install=install, runs=Path(args.runs))
 
 
