@@ -49,9 +49,11 @@ __all__ = [
     "Source",
     "default_config_path",
     "diagnose",
+    "explicit_install",
     "find_install",
     "parse_nvidia_smi",
     "probe_environment",
+    "probe_package_versions",
     "read_commit",
     "require_install",
 ]
@@ -242,6 +244,23 @@ def require_install(
             f'sd_scripts = "..." and python = "..." to {cfg}'
         ),
     )
+
+
+def explicit_install(
+    sd_scripts: Path | None = None, *, env: Mapping[str, str] | None = None
+) -> Install | None:
+    """The install named by ``sd_scripts`` or ``$KOHYA_SD_SCRIPTS``; None when neither is given.
+
+    Cheap (no search of the usual folders): for checks that run only when the user pointed at an
+    install, such as ``validate --sd-scripts``.
+
+    Raises:
+        SetupError: the named install is not usable.
+    """
+    env = os.environ if env is None else env
+    if sd_scripts is None and not env.get(ENV_SD_SCRIPTS):
+        return None
+    return require_install(sd_scripts, env=env)
 
 
 def _home(env: Mapping[str, str]) -> Path | None:
@@ -673,6 +692,48 @@ def probe_environment(install: Install, timeout_s: float = 120) -> Environment:
     )
 
 
+_VERSIONS_SCRIPT = r"""
+import json, sys
+from importlib import metadata
+out = {}
+for dist in sys.argv[1:]:
+    try:
+        out[dist] = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        out[dist] = None
+sys.stdout.write(__MARKER__ + json.dumps(out) + "\n")
+""".replace("__MARKER__", repr(_PROBE_MARKER))
+
+
+def probe_package_versions(
+    install: Install, dists: Sequence[str], timeout_s: float = 60
+) -> dict[str, str | None] | None:
+    """Installed versions of ``dists`` in the install's Python, without importing torch.
+
+    One short subprocess (``importlib.metadata`` only), for checks that must stay fast.
+
+    Returns:
+        ``{dist: version or None when not installed}``, or None when the interpreter could not
+        be asked.
+    """
+    try:
+        done = subprocess.run(
+            [str(install.python), "-c", _VERSIONS_SCRIPT, *dists],
+            cwd=install.sd_scripts_dir,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    facts, problem = _parse_probe(done.stdout, done.stderr, done.returncode)
+    if problem:
+        return None
+    return {d: _opt_str(facts.get(d)) for d in dists}
+
+
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
 
@@ -967,33 +1028,13 @@ def _check_lycoris(env: Environment, py: str) -> Check:
             detail="lycoris-lora is not installed: LoCon/LoHa/LoKr/IA3 jobs cannot run (LoRA can)",
             fix=f"{py} -m pip install lycoris-lora",
         )
-    try:
-        major = int(version.split(".")[0])
-    except ValueError:
-        major = -1
-    # Measured on SD1.5 (../shared/docs/e2e-on-cpu.md, "LyCORIS on SD1.5 today").
-    if major == 4:
-        return Check(
-            name="lycoris",
-            status="warn",
-            detail=(
-                f"lycoris-lora {version}: its default preset fails on SD1.5 with 'duplicated lora "
-                "name' and its built-in ia3 preset matches no module ('optimizer got an empty "
-                "parameter list')"
-            ),
-            fix=(
-                "use preset=attn-mlp for locon/loha/lokr (it turns conv layers off), and a "
-                "custom preset file for ia3 (measured with 4.1.3)"
-            ),
-        )
-    if major == 3:
-        return Check(
-            name="lycoris",
-            status="warn",
-            detail=f"lycoris-lora {version}: algo=ia3 fails with KeyError: 'ia3'",
-            fix=f"for ia3, upgrade: {py} -m pip install -U lycoris-lora (then use a custom preset)",
-        )
-    return Check(name="lycoris", status="ok", detail=f"lycoris-lora {version}")
+    # The verdicts come from the compatibility table (lycoris_compat.py, docs/networks.md).
+    from .lycoris_compat import describe_lycoris
+
+    status, detail, fix = describe_lycoris(version)
+    if fix is not None:
+        fix = fix.replace("pip install", f"{py} -m pip install")
+    return Check(name="lycoris", status=status, detail=detail, fix=fix)
 
 
 def _check_optional(env: Environment) -> Check:

@@ -42,13 +42,15 @@ from .events import (
     parse_sample_filename,
 )
 from .events import ResourceSample as ResourceSampleEvent
+from .inspection.lora_header import check_run_outputs
 from .jobfile import resolve_relative_paths, validate_job
 from .launch.monitor import ResourceMonitor
 from .launch.process import ProcessHandle, spawn
 from .launch.rundir import RunDir, redact_env
+from .lycoris_compat import check_before_launch
 from .models import TrainingJob
 from .render.command import LaunchOptions, build_launch_spec
-from .render.files import CONFIG_NAME, DATASET_NAME, PROMPTS_NAME, render_into
+from .render.files import CONFIG_NAME, DATASET_NAME, PROMPTS_NAME, render_into, shipped_preset_file
 from .sinks import EventSink, SinkError
 
 __all__ = ["Run", "RunResult", "Watchdogs", "absolute_job", "start"]
@@ -271,6 +273,10 @@ class Run:
             status, reason = RunStatus.FAILED, f"exit code 0 but no final model file {final}"
         else:
             status = RunStatus.SUCCEEDED
+            try:  # the saved files are what the job asked for (inspection/lora_header.py)
+                self._emit(check_run_outputs(self.job, self.run_dir, s.checkpoints, s.plan))
+            except Exception as exc:  # never fail a finished training over its check
+                s.sink_errors.append(f"output check: {exc!r}")
         remedies: list[str] = []
         if status == RunStatus.FAILED and any(e.category == "oom" for e in s.errors):
             from .remedies import memory_remedies
@@ -353,6 +359,9 @@ class Run:
 def _write_run_files(
     run_dir: RunDir, job: TrainingJob, install: Install, options: LaunchOptions
 ) -> Any:
+    preset_file = shipped_preset_file(job)  # LyCORIS reads presets from a path: copy it here
+    if preset_file is not None:
+        run_dir.write_text(*preset_file)
     files = render_into(job, run_dir.path)
     run_dir.write_text("job.json", job.model_dump_json(indent=2) + "\n")
     run_dir.write_text(CONFIG_NAME, files.config_toml)
@@ -406,6 +415,7 @@ def start(
     install = install or require_install(sd_scripts)
     job = absolute_job(job, Path.cwd())
     problems: list[Problem] = check_paths(job) + check_outputs(job)
+    problems += check_before_launch(job, install, environment, probe=probe)  # LyCORIS traps
     if problems:
         raise ConfigError(problems, source=f"job {job.display_name}")
     run_dir = RunDir.create(Path(runs), job.display_name)

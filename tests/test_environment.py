@@ -542,7 +542,8 @@ class TestDiagnose:
         check = by_name(healthy(lycoris_version="3.4.0"))["lycoris"]
         assert (check.status, check.detail) == (
             "warn",
-            "lycoris-lora 3.4.0: algo=ia3 fails with KeyError: 'ia3'",
+            "lycoris-lora 3.4.0: algo=ia3 fails with KeyError: 'ia3'; algo=full fails with "
+            "AttributeError: 'Conv2d' object has no attribute 'weight'",
         )
 
     def test_bitsandbytes_missing(self) -> None:

@@ -33,14 +33,28 @@ VERBS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "check a job file (types, rules, paths)"),
     "render": ("render", "write config.toml, dataset.toml and sample_prompts.txt for sd-scripts"),
     "train": ("train", "train a job with sd-scripts, with live progress and a run directory"),
+    "queue": (
+        "queue",
+        "a persistent training queue: add, list, run (one worker per GPU), cancel, retry, "
+        "export-slurm",
+    ),
+    "sweep": (
+        "sweep",
+        "expand a grid of settings into queued jobs, run them and compare the results",
+    ),
     "plan": ("plan", "exact steps, epochs and buckets sd-scripts will run"),
     "dataset": ("dataset", "lay out, inspect and caption kohya dataset folders"),
     "doctor": ("doctor", "check the sd-scripts install, its Python, torch, GPU and packages"),
     "runs": ("runs", "list run directories or show one"),
+    "lora": ("lora", "inspect a trained LoRA file's metadata (header only, no torch)"),
     "replay": ("replay", "re-parse a console log into events (JSONL or a summary)"),
     "import-config": (
         "import_kohya",
         "convert an existing sd-scripts config.toml (+ dataset.toml) into a job file",
+    ),
+    "import-preset": (
+        "import_preset",
+        "convert a kohya_ss GUI preset or saved config (.json) into a preset file",
     ),
     "schema": ("schema", "print the JSON Schema of job files"),
 }

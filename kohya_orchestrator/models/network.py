@@ -4,10 +4,30 @@
 LoCon-style variant). Every other algo goes through LyCORIS (``lycoris.kohya``), which reads its
 settings from ``network_args`` strings (ly:lycoris/kohya.py). Each algo accepts only the arguments it
 uses: an IA3 job with a ``network_dim`` is an error, not a silently ignored value.
+
+Defaults follow LyCORIS' own guidance (ly:docs/Algo-List.md, ly:docs/Guidelines.md) and are chosen
+so that ``network = {algo = "..."}`` alone trains on every lycoris-lora version in the
+compatibility table (kohya_orchestrator/lycoris_compat.py, docs/networks.md):
+
+- every LyCORIS algo defaults to ``preset = "attn-mlp"`` (LyCORIS' advice "in most cases"; the
+  preset LyCORIS picks when none is given, ``full``, fails on SD1/SD2 with lycoris-lora 4.x);
+  IA3 defaults to the preset file kohya_orchestrator ships, ``kohya_orchestrator:ia3-sd15``;
+- rank and alpha: LoRA/LoCon dim <= 64 with alpha 1 to dim/2 (16/8 here), LoHa dim <= 32
+  (8/4), LoKr either small (``factor = -1``) or "full dimension" (dim 10000, factor 4-8, alpha
+  ignored; 10000/1/8 here), DyLoRA a large dim with alpha dim/4 to dim (32/16);
+- learning rates (set in ``[optimizer]``): about 1e-4 to 2e-4 for the low-rank algos, 5e-3 to
+  1e-2 for IA3, about 2e-6 for ``full``, 1.0 with Prodigy/D-Adaptation.
+
+Rank and alpha, when a result disappoints (the update is scaled by alpha/dim): if it underfits
+(details are not learned), raise the rank, or try LoKr with a low factor (4-8) at full dimension;
+if it overfits (the training images' style leaks, poses are hard to change), lower the rank, or
+use LoHa, LoKr with a large factor, or IA3. Alpha acts like a learning-rate multiplier: with alpha
+fixed at 1 a higher rank learns *less* per step, with alpha = dim/2 it does not.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator
@@ -27,6 +47,10 @@ __all__ = [
     "Network",
     "ALGOS",
     "LYCORIS_BUILTIN_PRESETS",
+    "SHIPPED_PRESET_PREFIX",
+    "SHIPPED_LYCORIS_PRESETS",
+    "shipped_preset_filename",
+    "shipped_preset_name",
 ]
 
 ALGOS = ("lora", "locon", "loha", "lokr", "ia3", "dylora", "full", "diag-oft", "boft")
@@ -41,6 +65,26 @@ LYCORIS_BUILTIN_PRESETS = (
     "unet-convblock-only",
     "ia3",
 )
+
+SHIPPED_PRESET_PREFIX = "kohya_orchestrator:"
+"""A ``preset`` starting with this names a LyCORIS preset file shipped with kohya_orchestrator."""
+
+SHIPPED_LYCORIS_PRESETS = ("ia3-sd15", "full-sd15")
+"""The files in ``kohya_orchestrator/lycoris_presets/`` (``<name>.toml``), without the suffix."""
+
+
+def shipped_preset_name(preset: str | None) -> str | None:
+    """``'ia3-sd15'`` for ``'kohya_orchestrator:ia3-sd15'``; None for any other preset."""
+    if preset is None or not preset.startswith(SHIPPED_PRESET_PREFIX):
+        return None
+    return preset[len(SHIPPED_PRESET_PREFIX) :]
+
+
+def shipped_preset_filename(preset: str) -> str:
+    """The name the copy of a shipped preset file gets beside the rendered config."""
+    name = shipped_preset_name(preset) or preset
+    return f"lycoris-{name}.toml"
+
 
 Dim = Annotated[
     int, Field(ge=1, le=100000, description="Rank of the linear layers (--network_dim).")
@@ -125,14 +169,30 @@ class LoraNetwork(_NetworkCommon, _LoraPlus):
 class _LycorisCommon(_NetworkCommon, _LoraPlus):
     """Settings every LyCORIS algo reads (ly:lycoris/kohya.py)."""
 
+    @field_validator("preset", check_fields=False)
+    @classmethod
+    def _check_shipped_preset(cls, v: str | None) -> str | None:
+        name = shipped_preset_name(v)
+        if name is not None and name not in SHIPPED_LYCORIS_PRESETS:
+            close = difflib.get_close_matches(name, SHIPPED_LYCORIS_PRESETS, n=1)
+            known = ", ".join(SHIPPED_PRESET_PREFIX + n for n in SHIPPED_LYCORIS_PRESETS)
+            mean = f"did you mean '{SHIPPED_PRESET_PREFIX}{close[0]}'? " if close else ""
+            raise ValueError(
+                f"kohya_orchestrator ships no LyCORIS preset '{name}'; {mean}known: {known}"
+            )
+        return v
+
     preset: Annotated[
         str | None,
         Field(
             min_length=1,
-            description="LyCORIS preset: a built-in name (full, attn-mlp, attn-only, unet-only, ...) "
-            "or the path of a preset TOML (network_args preset=).",
+            description="LyCORIS preset (network_args preset=): a built-in name (attn-mlp, "
+            "full, full-lin, attn-only, unet-only, ...), the path of a preset TOML, or a preset "
+            "file kohya_orchestrator ships ('kohya_orchestrator:full-sd15': full with convs, for "
+            "lycoris-lora 4.x on SD1/SD2). Defaults to attn-mlp: LyCORIS' own default 'full' "
+            "fails on SD1/SD2 with lycoris-lora 4.x (duplicated lora name).",
         ),
-    ] = None
+    ] = "attn-mlp"
     network_dropout: Annotated[Dropout, Field(description="Neuron dropout (dropout=).")] = None
     rank_dropout: Annotated[Dropout, Field(description="Per-rank dropout.")] = None
     module_dropout: Annotated[
@@ -148,14 +208,20 @@ class _Factorised(_LycorisCommon):
         str,
         Field(
             min_length=1,
-            description="LyCORIS preset: a built-in name or a preset TOML path. Defaults to "
-            "attn-mlp, LyCORIS' advice for most cases and the preset that trains SD1.5 on "
-            "lycoris-lora 4.x (whose default 'full' fails there: duplicated lora name).",
+            description="LyCORIS preset: a built-in name, a preset TOML path, or a file "
+            "kohya_orchestrator ships. Defaults to attn-mlp (attention and MLP layers, no convs), "
+            "LyCORIS' advice for most cases and a preset that trains SD1.5 on every lycoris-lora "
+            "version measured. For conv layers use 'kohya_orchestrator:full-sd15' with conv_dim "
+            "('full' fails on SD1/SD2 with lycoris-lora 4.x: duplicated lora name).",
         ),
     ] = "attn-mlp"
     conv_dim: Annotated[
         int | None,
-        Field(ge=1, description="Rank for convs; LyCORIS defaults it to network_dim (conv_dim=)."),
+        Field(
+            ge=1,
+            description="Rank for k>1 convs (conv_dim=); LyCORIS defaults it to network_dim. "
+            "Only used with a preset that trains convs (full, kohya_orchestrator:full-sd15).",
+        ),
     ] = None
     conv_alpha: Annotated[
         float | None, Field(gt=0, description="Alpha for convs (conv_alpha=).")
@@ -215,9 +281,25 @@ class LoKrNetwork(_Factorised):
 
 
 class IA3Network(_LycorisCommon):
-    """LyCORIS (IA)^3: learned scaling vectors, tiny files, high LR (5e-3 to 1e-2). No dim/alpha."""
+    """LyCORIS (IA)^3: learned scaling vectors, tiny files, high LR (5e-3 to 1e-2). No dim/alpha.
+
+    Needs lycoris-lora 4.x; the default preset is a file kohya_orchestrator ships (docs/networks.md).
+    """
+
+    # 3.x has no ia3 in its kohya entry (KeyError: 'ia3'), and LyCORIS' built-in ia3 preset
+    # matches no SD module (re.match from the start of the path): "optimizer got an empty
+    # parameter list". The shipped file names the IA3 paper's layers as fnmatch patterns.
 
     algo: Literal["ia3"] = "ia3"
+    preset: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="LyCORIS preset (network_args preset=). Defaults to "
+            "'kohya_orchestrator:ia3-sd15', a preset file shipped with kohya_orchestrator: "
+            "LyCORIS' built-in 'ia3' preset matches no module of SD1.5 with lycoris-lora 4.x.",
+        ),
+    ] = "kohya_orchestrator:ia3-sd15"
 
 
 class DyLoraNetwork(_LycorisCommon):

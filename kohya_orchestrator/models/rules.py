@@ -483,14 +483,16 @@ def warn_network(job: TrainingJob) -> Iterator[Problem]:
         yield Problem(
             "network.conv_dim",
             f"preset '{n.preset}' trains no conv layers, so conv_dim is ignored",
-            'remove conv_dim, or use preset = "full" (which fails on SD1.5 with lycoris-lora 4.x)',
+            'remove conv_dim, or use preset = "kohya_orchestrator:full-sd15" (trains convs on SD1.5 '
+            'with lycoris-lora 4.x, where the built-in "full" fails)',
         )
     if isinstance(n, IA3Network) and n.preset in (None, "ia3", "full"):
         yield Problem(
             "network.preset",
             "LyCORIS' built-in presets give IA3 nothing to train on SD1.5 with lycoris-lora 4.x "
             "(optimizer got an empty parameter list)",
-            "point network.preset at a preset file that targets attention k/v and the MLP output",
+            'leave network.preset unset: the default "kohya_orchestrator:ia3-sd15" targets '
+            "attention k/v and the MLP output",
         )
     if type(n).__name__ == "LoHaNetwork" and getattr(n, "network_dim", 0) > 32:
         yield Problem(

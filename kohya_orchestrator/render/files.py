@@ -1,4 +1,10 @@
-"""Write rendered files to a folder: the one place rendering touches the disk."""
+"""Write rendered files to a folder: the one place rendering touches the disk.
+
+A job whose LyCORIS preset is a file kohya_orchestrator ships (``kohya_orchestrator:<name>``) gets
+a copy of that file in the folder (``lycoris-<name>.toml``), and the config names the copy: LyCORIS
+reads presets from a path, and a path into the installed package would tie the rendered files to
+this machine's site-packages.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError, Problem
+from ..lycoris_compat import shipped_preset_file
 from ..models import TrainingJob
 from .toml import RenderedFiles, RenderPaths, render_job
 
@@ -15,6 +22,7 @@ __all__ = [
     "DATASET_NAME",
     "PROMPTS_NAME",
     "render_into",
+    "shipped_preset_file",
     "write_atomic",
     "write_rendered",
 ]
@@ -37,11 +45,19 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def render_into(job: TrainingJob, folder: Path) -> RenderedFiles:
-    """Render with the config pointing at files inside ``folder`` (absolute paths)."""
+    """Render with the config pointing at files inside ``folder`` (absolute paths).
+
+    The caller writes :func:`shipped_preset_file` into ``folder`` too when it is not None.
+    """
     folder = folder.resolve()
+    preset = shipped_preset_file(job)
     return render_job(
         job,
-        RenderPaths(str(folder / DATASET_NAME), str(folder / PROMPTS_NAME)),
+        RenderPaths(
+            str(folder / DATASET_NAME),
+            str(folder / PROMPTS_NAME),
+            lycoris_preset=None if preset is None else str(folder / preset[0]),
+        ),
     )
 
 
@@ -51,6 +67,9 @@ def write_rendered(job: TrainingJob, folder: Path, *, force: bool = False) -> li
     targets = {CONFIG_NAME: files.config_toml, DATASET_NAME: files.dataset_toml}
     if files.sample_prompts is not None:
         targets[PROMPTS_NAME] = files.sample_prompts
+    preset = shipped_preset_file(job)
+    if preset is not None:
+        targets[preset[0]] = preset[1]
     existing = [name for name in targets if (folder / name).exists()]
     if existing and not force:
         raise ConfigError(

@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import PurePath
 from typing import Any
 
 from .._version import __version__
@@ -28,7 +29,12 @@ from ..models import (
     TrainingJob,
 )
 from ..models.dataset import BucketOptions, CaptionOptions
-from ..models.network import _Factorised, _LycorisCommon
+from ..models.network import (
+    _Factorised,
+    _LycorisCommon,
+    shipped_preset_filename,
+    shipped_preset_name,
+)
 from ..models.optimizer import ArgValue
 from ._writer import dumps
 
@@ -55,6 +61,10 @@ class RenderPaths:
 
     dataset_config: str
     sample_prompts: str | None = None
+    lycoris_preset: str | None = None
+    """Where the caller put the copy of a preset file kohya_orchestrator ships
+    (``preset = "kohya_orchestrator:<name>"``). None: ``lycoris-<name>.toml`` beside the dataset
+    config, which is where render/files.py and run.py put it."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +111,24 @@ def _compact(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- network
-def network_args(job: TrainingJob) -> list[str]:
-    """The ``network_args`` strings for the job's network, in a fixed order."""
+def _preset_arg(preset: str | None, paths: RenderPaths | None) -> str | None:
+    """The ``preset=`` value: a shipped preset becomes the path of its copy (LyCORIS reads files)."""
+    if shipped_preset_name(preset) is None or preset is None:
+        return preset
+    if paths is not None and paths.lycoris_preset is not None:
+        return paths.lycoris_preset
+    filename = shipped_preset_filename(preset)
+    if paths is None:
+        return filename
+    return str(PurePath(paths.dataset_config).parent / filename)
+
+
+def network_args(job: TrainingJob, paths: RenderPaths | None = None) -> list[str]:
+    """The ``network_args`` strings for the job's network, in a fixed order.
+
+    ``paths`` places the copy of a preset file kohya_orchestrator ships; without it such a preset
+    is written as its bare file name.
+    """
     n = job.network
     pairs: list[tuple[str, Any]] = []
     if isinstance(n, LoraNetwork):
@@ -125,7 +151,7 @@ def network_args(job: TrainingJob) -> list[str]:
         # LyCORIS (ly:lycoris/kohya.py). Its booleans are str_bool ("anything but 'false' is
         # true") and decompose_both is tested raw, so a flag is written only when it is on.
         assert isinstance(n, _LycorisCommon)
-        pairs += [("algo", n.algo), ("preset", n.preset)]
+        pairs += [("algo", n.algo), ("preset", _preset_arg(n.preset, paths))]
         if isinstance(n, _Factorised | DyLoraNetwork):
             pairs += [("conv_dim", n.conv_dim), ("conv_alpha", n.conv_alpha)]
         pairs += [("rank_dropout", n.rank_dropout), ("module_dropout", n.module_dropout)]
@@ -157,7 +183,7 @@ def network_args(job: TrainingJob) -> list[str]:
     return [f"{k}={_arg_text(v)}" for k, v in _compact(pairs).items()]
 
 
-def _network_section(job: TrainingJob) -> dict[str, Any]:
+def _network_section(job: TrainingJob, paths: RenderPaths) -> dict[str, Any]:
     n = job.network
     module = LORA_MODULE if isinstance(n, LoraNetwork) else LYCORIS_MODULE
     dim = getattr(n, "network_dim", None)
@@ -174,7 +200,7 @@ def _network_section(job: TrainingJob) -> dict[str, Any]:
             ("scale_weight_norms", n.scale_weight_norms),
         ]
     )
-    args = network_args(job)
+    args = network_args(job, paths)
     if args:
         section["network_args"] = args
     return section
@@ -323,7 +349,7 @@ def training_config_dict(job: TrainingJob, paths: RenderPaths) -> dict[str, dict
     sections: dict[str, dict[str, Any]] = {
         "model_arguments": model,
         "dataset_arguments": dataset,
-        "network_arguments": _network_section(job),
+        "network_arguments": _network_section(job, paths),
         "optimizer_arguments": _optimizer_section(job),
         "training_arguments": training,
     }
@@ -451,7 +477,7 @@ def render_job(job: TrainingJob, paths: RenderPaths) -> RenderedFiles:
     """Every file sd-scripts reads for this job."""
     prompts = render_sample_prompts(job)
     if prompts is None:
-        paths = RenderPaths(paths.dataset_config, None)
+        paths = replace(paths, sample_prompts=None)
     return RenderedFiles(
         config_toml=render_training_toml(job, paths),
         dataset_toml=render_dataset_toml(job),

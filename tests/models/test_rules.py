@@ -272,8 +272,10 @@ class TestWarnings:
         assert any(w.path == "network.conv_dim" for w in job_warnings(j))
 
     def test_ia3_default_preset(self) -> None:
-        j = validate_job(job(network={"algo": "ia3"}))
+        j = validate_job(job(network={"algo": "ia3", "preset": "ia3"}))
         assert any(w.path == "network.preset" for w in job_warnings(j))
+        shipped = validate_job(job(network={"algo": "ia3"}))  # defaults to the shipped preset file
+        assert not any(w.path == "network.preset" for w in job_warnings(shipped))
 
     def test_clean_job_has_no_warnings(self) -> None:
         assert job_warnings(validate_job(job(training={"save_every_n_epochs": 1}))) == []

@@ -13,28 +13,52 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "validate",
         help="check a job file (types, rules, paths)",
         description="Check a job file: unknown keys, wrong types, cross-field rules, and that the "
-        "paths it names exist. Prints every problem at once; exit 2 when there is one.",
+        "paths it names exist. With --sd-scripts (or $KOHYA_SD_SCRIPTS) also check the network "
+        "against the LyCORIS installed there (docs/networks.md). Prints every problem at once; "
+        "exit 2 when there is one.",
         epilog="examples:\n"
         "  python -m kohya_orchestrator validate docs/examples/oilpaint.toml\n"
-        "  python -m kohya_orchestrator validate job.toml --set network.algo=lokr\n\n"
+        "  python -m kohya_orchestrator validate job.toml --set network.algo=lokr\n"
+        "  python -m kohya_orchestrator validate job.toml --sd-scripts ~/kohya_ss\n\n"
         "next: python -m kohya_orchestrator render job.toml --out rendered/",
         formatter_class=RAW,
     )
     parser.add_argument("job", metavar="JOB.toml", help="the job file")
     add_set_option(parser)
     parser.add_argument("--no-paths", action="store_true", help="skip the checks that paths exist")
+    parser.add_argument(
+        "--sd-scripts",
+        metavar="PATH",
+        help="also check the job against the lycoris-lora of this install (default: "
+        "$KOHYA_SD_SCRIPTS when set; no search, so validate stays fast)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate and report."""
+    from pathlib import Path
+
     from ...checks import check_paths
-    from ...ui.messages import ok
-    from .._common import load_job_from_args, print_warnings, require_no_problems
+    from ...environment import explicit_install, probe_package_versions
+    from ...errors import Problem
+    from ...lycoris_compat import check_network_compat, network_guidance
+    from ...models import job_warnings
+    from ...ui.messages import ok, print_problems
+    from .._common import load_job_from_args, require_no_problems
 
     job = load_job_from_args(args)
-    if not args.no_paths:
-        require_no_problems(check_paths(job), args.job)
-    print_warnings(job)
+    problems: list[Problem] = [] if args.no_paths else check_paths(job)
+    warnings = job_warnings(job) + network_guidance(job)
+    install = explicit_install(Path(args.sd_scripts) if args.sd_scripts else None)
+    if install is not None:  # only when pointed at one: validate stays fast
+        versions = probe_package_versions(install, ("lycoris-lora",))
+        if versions is not None:
+            compat = check_network_compat(job, versions["lycoris-lora"], python=install.python)
+            problems += [p for p in compat if p.severity == "error"]
+            warnings += [p for p in compat if p.severity != "error"]
+    require_no_problems(problems, args.job)
+    if warnings:
+        print_problems(warnings)
     ok(f"{args.job}: job is valid ({job.network.algo}, {job.optimizer.type}, {job.model.family})")
     return 0
