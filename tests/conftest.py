@@ -50,3 +50,31 @@ def e2e_lab() -> Path:
             "or set KOHYA_E2E_DIR"
         )
     return E2E_DIR
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project built as a wheel once per session (needs hatchling, from the test extra)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("hatchling")
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(REPO_ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = dist.glob("*.whl")
+    return wheel

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -326,26 +325,8 @@ class TestShippedPresets:
         assert text == (PRESETS / "ia3-sd15.toml").read_text(encoding="utf-8")
         assert shipped_preset_file(job({"algo": "loha"})) is None
 
-    def test_shipped_in_the_wheel(self, tmp_path: Path) -> None:
-        pytest.importorskip("hatchling")
-        dist = tmp_path / "dist"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "--no-build-isolation",
-                "-q",
-                "-w",
-                str(dist),
-                str(REPO),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        (wheel,) = dist.glob("*.whl")
+    def test_shipped_in_the_wheel(self, built_wheel: Path) -> None:
+        wheel = built_wheel
         with zipfile.ZipFile(wheel) as zf:
             names = zf.namelist()
         for name in SHIPPED_LYCORIS_PRESETS:

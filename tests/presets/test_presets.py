@@ -80,26 +80,8 @@ def test_preset_oilpaint_without_data_shows_everything(
     assert not (tmp_path / "runs").exists()
 
 
-def test_presets_load_from_an_installed_wheel(tmp_path: Path) -> None:
-    pytest.importorskip("hatchling")
-    dist = tmp_path / "dist"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(dist),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = dist.glob("*.whl")
+def test_presets_load_from_an_installed_wheel(tmp_path: Path, built_wheel: Path) -> None:
+    wheel = built_wheel
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
