@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import ConfigError, Problem
-from .importer import _literal, _optimizer, _subsets_from_dirs
+from .importer import _literal, _optimizer, _subsets_from_dirs, parse_prompt_line
 from .jobfile import Layer, compose_layers, validate_job
 from .models import TrainingJob
 from .models.dataset import DatasetConfig
@@ -861,37 +861,13 @@ class _Mapper:
     def prompts(self) -> None:
         text = self.gui.get("sample_prompts")
         prompts: list[dict[str, Any]] = []
-        keys = {
-            "n": "negative_prompt",
-            "w": "width",
-            "h": "height",
-            "s": "sample_steps",
-            "d": "seed",
-            "l": "scale",
-            "ss": "sample_sampler",
-        }
         for line in str(text or "").splitlines():
-            if not line.strip() or line.lstrip().startswith("#"):
+            parsed = parse_prompt_line(line)
+            if parsed is None:
                 continue
-            parts = line.split(" --")
-            prompt: dict[str, Any] = {"prompt": parts[0].strip()}
-            for part in parts[1:]:
-                opt, _, value = part.partition(" ")
-                key = keys.get(opt.strip().lower())
-                if key is None:
-                    self.warn("sample_prompts", f"prompt option --{opt.strip()} not imported")
-                    continue
-                try:
-                    if key in ("width", "height", "sample_steps", "seed"):
-                        prompt[key] = int(value.strip())
-                    elif key == "scale":
-                        prompt[key] = float(value.strip())
-                    else:
-                        prompt[key] = value.strip()
-                except ValueError:
-                    self.error(
-                        "sample_prompts", f"--{opt.strip()} {value.strip()!r} is not a number"
-                    )
+            prompt, notes = parsed
+            for note, is_error in notes:
+                (self.error if is_error else self.warn)("sample_prompts", note)
             prompts.append(prompt)
         if prompts:
             self.set("sampling", "prompts", prompts)

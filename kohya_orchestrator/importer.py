@@ -351,35 +351,59 @@ def _prompts(path: str, problems: list[Problem]) -> list[dict[str, Any]]:
             )
         )
         return []
-    keys = {
-        "n": "negative_prompt",
-        "w": "width",
-        "h": "height",
-        "s": "sample_steps",
-        "d": "seed",
-        "l": "scale",
-        "ss": "sample_sampler",
-    }
     out = []
     for line in p.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
+        parsed = parse_prompt_line(line)
+        if parsed is None:
             continue
-        parts = line.split(" --")
-        prompt: dict[str, Any] = {"prompt": parts[0].strip()}
-        for part in parts[1:]:
-            opt, _, value = part.partition(" ")
-            key = keys.get(opt.strip().lower())
-            if key is None:
-                continue
-            value = value.strip()
+        prompt, notes = parsed
+        for note, is_error in notes:
+            problems.append(
+                Problem("sample_prompts", note, None, "error" if is_error else "warning")
+            )
+        out.append(prompt)
+    return out
+
+
+_PROMPT_OPTIONS = {
+    "n": "negative_prompt",
+    "w": "width",
+    "h": "height",
+    "s": "sample_steps",
+    "d": "seed",
+    "l": "scale",
+    "ss": "sample_sampler",
+}
+
+
+def parse_prompt_line(line: str) -> tuple[dict[str, Any], list[tuple[str, bool]]] | None:
+    """One line of sd-scripts' .txt prompt file as sampling-prompt data (train_util.py:6254).
+
+    Returns None for blank lines and comments (``#`` as the first character, as sd-scripts reads
+    them), else the prompt dict and notes ``(message, is_error)`` about options not carried over.
+    """
+    if not line.strip() or line.startswith("#"):
+        return None
+    parts = line.split(" --")
+    prompt: dict[str, Any] = {"prompt": parts[0].strip()}
+    notes: list[tuple[str, bool]] = []
+    for part in parts[1:]:
+        opt, _, value = part.partition(" ")
+        opt, value = opt.strip(), value.strip()
+        key = _PROMPT_OPTIONS.get(opt.lower())
+        if key is None:
+            notes.append((f"prompt option --{opt} not imported", False))
+            continue
+        try:
             if key in ("width", "height", "sample_steps", "seed"):
                 prompt[key] = int(value)
             elif key == "scale":
                 prompt[key] = float(value)
             else:
                 prompt[key] = value
-        out.append(prompt)
-    return out
+        except ValueError:
+            notes.append((f"--{opt} {value!r} is not a number", True))
+    return prompt, notes
 
 
 def job_dict_from_kohya(

@@ -9,7 +9,6 @@ success is judged by the events and the final checkpoint file, not by the exit c
 from __future__ import annotations
 
 import codecs
-import json
 import math
 import queue
 import threading
@@ -456,12 +455,3 @@ def read_events(run_dir: Path) -> list[Event]:
             except ValueError:
                 continue  # a line cut short by a crash
     return events
-
-
-def _json_default(value: object) -> str:
-    return str(value)
-
-
-def summary_json(result: RunResult) -> str:
-    """A one-line JSON summary of a result."""
-    return json.dumps(result.model_dump(mode="json"), default=_json_default)

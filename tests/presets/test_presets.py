@@ -72,7 +72,7 @@ def test_preset_oilpaint_without_data_shows_everything(
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KOHYA_SD_SCRIPTS", str(tmp_path / "no-install"))
     monkeypatch.chdir(tmp_path)
-    assert main(["preset", "oilpaint", "--sd-scripts", str(tmp_path / "none")]) in (0, 2)
+    assert main(["preset", "oilpaint", "--sd-scripts", str(tmp_path / "none")]) == 0
     out = capsys.readouterr().out
     assert "resolved job" in out and "config.toml" in out and "dataset.toml" in out
     assert "10_zengxin oilpaint" in out  # the bundled demo dataset
