@@ -80,7 +80,22 @@ from .types import (
     StateSaved,
     StepProgress,
     TrainingPlan,
+    trusted_constructor,
 )
+
+# Events the parser builds from values it computed itself skip validation (types.py says why).
+_CheckpointSaved = trusted_constructor(CheckpointSaved)
+_ChildError = trusted_constructor(ChildError)
+_ChildWarning = trusted_constructor(ChildWarning)
+_EpochStarted = trusted_constructor(EpochStarted)
+_LogLine = trusted_constructor(LogLine)
+_PhaseChanged = trusted_constructor(PhaseChanged)
+_ProgressBar = trusted_constructor(ProgressBar)
+_SamplePrompt = trusted_constructor(SamplePrompt)
+_SamplingStarted = trusted_constructor(SamplingStarted)
+_StateSaved = trusted_constructor(StateSaved)
+_StepProgress = trusted_constructor(StepProgress)
+_TrainingPlan = trusted_constructor(TrainingPlan)
 
 __all__ = ["Decoder", "LogParser", "parse_bytes_chunks", "parse_log", "parse_sample_filename"]
 
@@ -512,7 +527,7 @@ class LogParser:
                         return
             elif level == "WARNING":
                 self._push(
-                    ChildWarning(seq=self._next(), t=self._t, message=message, source=source)
+                    _ChildWarning(seq=self._next(), t=self._t, message=message, source=source)
                 )
                 return
             elif level == "ERROR" or level == "CRITICAL":
@@ -521,12 +536,12 @@ class LogParser:
                 seq = self._seq
                 self._seq = seq + 1
                 self._out.append(
-                    LogLine(seq=seq, t=self._t, text=message, level=level, source=source)
+                    _LogLine(seq=seq, t=self._t, text=message, level=level, source=source)
                 )
                 return
         category, remedy = found
         self._push(
-            ChildError(
+            _ChildError(
                 seq=self._next(),
                 t=self._t,
                 message=message,
@@ -552,7 +567,7 @@ class LogParser:
         sm = CHECKPOINT_STEP_SUFFIX_RE.search(path)
         self._set_phase(Phase.SAVING)
         self._push(
-            CheckpointSaved(
+            _CheckpointSaved(
                 seq=self._next(),
                 t=self._t,
                 text=message,
@@ -569,7 +584,7 @@ class LogParser:
         if m is None:
             return False
         self._push(
-            StateSaved(
+            _StateSaved(
                 seq=self._next(),
                 t=self._t,
                 text=message,
@@ -587,7 +602,7 @@ class LogParser:
         self._epoch = int(m["epoch"])
         self._set_phase(Phase.TRAINING)
         self._push(
-            EpochStarted(
+            _EpochStarted(
                 seq=self._next(),
                 t=self._t,
                 text=message,
@@ -612,7 +627,7 @@ class LogParser:
         self._sampling_step = int(m["step"])
         self._prompt_index = 0
         self._push(
-            SamplingStarted(
+            _SamplingStarted(
                 seq=self._next(),
                 t=self._t,
                 text=message,
@@ -646,7 +661,9 @@ class LogParser:
     def _finish_block(self, block: _Block) -> None:
         text = "\n".join(block.lines)
         if isinstance(block, _PyWarning):
-            self._push(ChildWarning(seq=self._next(), t=self._t, message=text, source=block.source))
+            self._push(
+                _ChildWarning(seq=self._next(), t=self._t, message=text, source=block.source)
+            )
         elif isinstance(block, _Banner):
             v = block.values
 
@@ -654,7 +671,7 @@ class LogParser:
                 return int(v[key]) if key in v else None
 
             sizes = v.get("batch_size_per_device")
-            plan = TrainingPlan(
+            plan = _TrainingPlan(
                 seq=self._next(),
                 t=self._t,
                 text=text,
@@ -677,7 +694,7 @@ class LogParser:
             width = v.get("width")
             height = v.get("height")
             self._push(
-                SamplePrompt(
+                _SamplePrompt(
                     seq=self._next(),
                     t=self._t,
                     text=text,
@@ -705,7 +722,7 @@ class LogParser:
         last = lines[-1].strip()
         category, remedy = classify_exception(last)
         self._push(
-            ChildError(
+            _ChildError(
                 seq=self._next(),
                 t=self._t,
                 message=last,
@@ -735,7 +752,7 @@ class LogParser:
             return
         self._bar_key = key
         self._push(
-            ProgressBar(
+            _ProgressBar(
                 seq=self._next(),
                 t=self._t,
                 text=m.group(0),
@@ -774,7 +791,7 @@ class LogParser:
             if rate:
                 epoch_eta = (per_epoch - epoch_step) / rate
         self._push(
-            StepProgress(
+            _StepProgress(
                 seq=self._next(),
                 t=self._t,
                 text=m.group(0),
@@ -794,7 +811,7 @@ class LogParser:
         if loss is not None and math.isnan(loss) and not self._nan_reported:
             self._nan_reported = True
             self._push(
-                ChildError(
+                _ChildError(
                     seq=self._next(),
                     t=self._t,
                     message=f"avr_loss is nan at step {n}/{total}",
@@ -808,7 +825,7 @@ class LogParser:
     def _set_phase(self, phase: Phase) -> None:
         if phase is not self._phase:
             self._phase = phase
-            self._push(PhaseChanged(seq=self._next(), t=self._t, phase=phase))
+            self._push(_PhaseChanged(seq=self._next(), t=self._t, phase=phase))
 
     def _next(self) -> int:
         seq = self._seq

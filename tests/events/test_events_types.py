@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
@@ -32,8 +33,10 @@ from kohya_orchestrator.events import (
     TrainingPlan,
     dump_events_jsonl,
     load_events_jsonl,
+    parse_log,
     parse_sample_filename,
 )
+from kohya_orchestrator.events.types import trusted_constructor
 
 ONE_OF_EACH: list[Event] = [
     RunStarted(seq=0, run_id="r1", argv=["accelerate", "launch", "train_network.py"], cwd="/sd"),
@@ -140,3 +143,33 @@ def test_sample_names_of_a_real_run(shared_dir: Path) -> None:
 )
 def test_sample_name_layouts(name: str, expected: tuple[int | None, ...]) -> None:
     assert parse_sample_filename(name) == expected
+
+
+def test_parsed_events_equal_their_validated_copies(capture: Any) -> None:
+    """The parser builds events without validation (``trusted_constructor``): each event it
+    makes from a real capture must be exactly what validation would have made, down to the JSON
+    (an int where a float is declared would still compare equal, but serialise differently)."""
+    events = parse_log(capture.text)
+    assert events, capture.name
+    for event in events:
+        dumped = event.model_dump_json()
+        validated = EventAdapter.validate_json(dumped)
+        assert validated == event, dumped
+        assert validated.model_dump_json() == dumped
+        again = EventAdapter.validate_python(event.model_dump(), strict=True)
+        assert again.model_dump_json() == dumped
+
+
+def test_trusted_constructor_fills_defaults_in_field_order() -> None:
+    make = trusted_constructor(ChildError)
+    first = make(seq=3, message="boom", category="oom")
+    second = make(seq=4, message="boom", category="oom")
+    expected = ChildError(seq=3, message="boom", category="oom")
+    assert first == expected
+    assert first.model_dump_json() == expected.model_dump_json()
+    assert list(first.model_dump()) == list(ChildError.model_fields)
+    assert first.traceback == [] and first.traceback is not second.traceback  # factory called
+    assert first.model_fields_set == {"seq", "message", "category"}
+    with pytest.raises(pydantic.ValidationError):  # still frozen
+        first.seq = 5  # type: ignore[misc]
+    assert first.model_copy(update={"seq": 9}).seq == 9
