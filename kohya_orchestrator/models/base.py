@@ -15,6 +15,7 @@ class StrictModel(BaseModel):
         frozen=True,
         validate_default=True,
         use_attribute_docstrings=True,
+        defer_build=True,  # build validators on first use: start-up is on `train`'s critical path
         populate_by_name=False,
         allow_inf_nan=False,
     )
@@ -23,4 +24,4 @@ class StrictModel(BaseModel):
 class LenientModel(BaseModel):
     """For things we read back (safetensors metadata, sd-scripts dumps): unknown keys are ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
