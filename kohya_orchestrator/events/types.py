@@ -378,8 +378,11 @@ def trusted_constructor(cls: type[_E]) -> Callable[..., _E]:
     would only re-check what is already true. Input from outside (``events.jsonl``, callers'
     dicts) still goes through :data:`EventAdapter`.
 
+    The constructor takes the fields as keywords (required ones without a default) and is
+    generated as source, the way :mod:`dataclasses` does, so that a call costs one dict literal.
     The instance is a normal frozen model: same field order, defaults (default factories are
-    called), equality and serialisation as a validated one.
+    called), equality and serialisation as a validated one; like one read back from JSON, all
+    its fields count as set.
 
     Args:
         cls: An event class.
@@ -387,30 +390,36 @@ def trusted_constructor(cls: type[_E]) -> Callable[..., _E]:
     Returns:
         ``make(**fields)`` returning an instance of ``cls``.
     """
-    template: dict[str, Any] = {}
-    factories: list[tuple[str, Callable[[], Any]]] = []
+    names = list(cls.model_fields)
+    params: list[str] = []
+    fills: list[str] = []
+    scope: dict[str, Any] = {"cls": cls, "new": cls.__new__, "set_attr": object.__setattr__}
+    scope["MISSING"] = _MISSING
     for name, info in cls.model_fields.items():
+        if not name.isidentifier() or name in scope:
+            raise ValueError(f"{cls.__name__}.{name}: not a plain field name")
         if info.default_factory is not None:
-            template[name] = _MISSING
-            factories.append((name, info.default_factory))  # type: ignore[arg-type]
+            scope[f"factory_{name}"] = info.default_factory
+            params.append(f"{name}=MISSING")
+            fills.append(f"    if {name} is MISSING:\n        {name} = factory_{name}()\n")
         elif info.is_required():
-            template[name] = _MISSING
+            params.append(name)
         else:
-            template[name] = info.default
-    new = cls.__new__
-    set_attr = object.__setattr__
-
-    def make(**fields: Any) -> _E:
-        values = {**template, **fields}  # keeps the template's (declaration) order
-        for name, factory in factories:
-            if values[name] is _MISSING:
-                values[name] = factory()
-        obj = new(cls)
-        set_attr(obj, "__dict__", values)
-        set_attr(obj, "__pydantic_fields_set__", set(fields))
-        set_attr(obj, "__pydantic_extra__", None)
-        set_attr(obj, "__pydantic_private__", None)
-        return obj
-
-    make.__name__ = f"trusted_{cls.__name__}"
+            scope[f"default_{name}"] = info.default
+            params.append(f"{name}=default_{name}")
+    scope["all_fields"] = frozenset(names)
+    body = ", ".join(f"{name!r}: {name}" for name in names)
+    source = (
+        f"def make(*, {', '.join(params)}):\n"
+        + "".join(fills)
+        + "    obj = new(cls)\n"
+        + f"    set_attr(obj, '__dict__', {{{body}}})\n"
+        + "    set_attr(obj, '__pydantic_fields_set__', set(all_fields))\n"
+        + "    set_attr(obj, '__pydantic_extra__', None)\n"
+        + "    set_attr(obj, '__pydantic_private__', None)\n"
+        + "    return obj\n"
+    )
+    exec(source, scope)  # our own field names, checked above
+    make: Callable[..., _E] = scope["make"]
+    make.__name__ = make.__qualname__ = f"trusted_{cls.__name__}"
     return make

@@ -169,7 +169,11 @@ def test_trusted_constructor_fills_defaults_in_field_order() -> None:
     assert first.model_dump_json() == expected.model_dump_json()
     assert list(first.model_dump()) == list(ChildError.model_fields)
     assert first.traceback == [] and first.traceback is not second.traceback  # factory called
-    assert first.model_fields_set == {"seq", "message", "category"}
+    assert first.model_fields_set == set(ChildError.model_fields)  # as when read from JSON
+    with pytest.raises(TypeError):
+        make(seq=1, message="no category")
+    with pytest.raises(TypeError):
+        make(seq=1, message="m", category="oom", colour="red")
     with pytest.raises(pydantic.ValidationError):  # still frozen
         first.seq = 5  # type: ignore[misc]
     assert first.model_copy(update={"seq": 9}).seq == 9
