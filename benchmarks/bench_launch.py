@@ -9,11 +9,15 @@ Needs the real-sd-scripts lab (../shared/lab/setup-e2e.sh; $KOHYA_E2E_DIR or
 resource monitor) and once as the bare argv from a command.json with its environment, output to
 a file. Pairs alternate which run goes first (ABBA); a warm-up run is not counted. For each
 training length (`--epochs`, one epoch is ~17 s here) it reports the median wall-time ratio
-(target <= 1.01), and for all runs the orchestrator's own time before the trainer process
-appears and after it exits (seen from outside), and the orchestrator process's peak RSS (its own
-memory, not the trainer's; target <= 80 MB). The environment probe (one extra Python that imports
-torch, before the launch) is timed separately unless `--probe` includes it in the runs. The
-package is byte-compiled first (into __pycache__, as `pip install` does).
+(target <= 1.01) with the ratio of the median walls, and the trainer's own speed (seconds per
+step from the training bar, read with our parser) in both arms; for all runs, the orchestrator's
+own time before the trainer process appears and after it exits (seen from outside), and the
+orchestrator process's peak RSS (its own memory, not the trainer's; target <= 80 MB). On a
+shared 2-core machine single runs of the same training vary by +-0.5 s or more: use several
+pairs and read the fixed costs and the per-step speed along with the ratio. The environment
+probe (one extra Python that imports torch, before the launch) is timed separately unless
+`--probe` includes it in the runs. The package is byte-compiled first (into __pycache__, as
+`pip install` does).
 """
 
 from __future__ import annotations
@@ -150,6 +154,15 @@ def _direct(run_dir: Path, tmp: Path, name: str, epochs: int, env: dict[str, str
     return wall
 
 
+def _seconds_per_step(console_log: Path) -> float | None:
+    """The training bar's last rate, read with our own parser: the trainer's own speed."""
+    from kohya_orchestrator.events import StepProgress, parse_log
+
+    text = console_log.read_bytes().decode("utf-8", "replace")
+    rates = [e.rate_it_s for e in parse_log(text) if isinstance(e, StepProgress) and e.rate_it_s]
+    return 1.0 / rates[-1] if rates else None
+
+
 def _probe_seconds() -> float:
     from kohya_orchestrator.environment import find_install, probe_environment
 
@@ -190,17 +203,23 @@ def main() -> int:
         _, _, template, _, _ = _orchestrated(tmp, "warm", 1, env, args.probe)
         for epochs in args.epochs:
             ratios, orch, direct = [], [], []
+            o_rates: list[float] = []
+            d_rates: list[float] = []
             for i in range(args.pairs):
                 # Alternate which goes first (ABBA), so drift over the session cancels out.
                 name = f"e{epochs}_{i}"
                 d_first = i % 2 == 1
                 if d_first:
                     d_wall = _direct(template, tmp, "d" + name, epochs, env)
-                o_wall, peak, _, before, after = _orchestrated(
+                o_wall, peak, run_dir, before, after = _orchestrated(
                     tmp, "o" + name, epochs, env, args.probe
                 )
                 if not d_first:
                     d_wall = _direct(template, tmp, "d" + name, epochs, env)
+                o_rate = _seconds_per_step(run_dir / "console.log")
+                d_rate = _seconds_per_step(tmp / f"d{name}.log")
+                o_rates += [o_rate] if o_rate else []
+                d_rates += [d_rate] if d_rate else []
                 orch.append(o_wall)
                 direct.append(d_wall)
                 peaks.append(peak)
@@ -211,18 +230,26 @@ def main() -> int:
                     f"{epochs} epoch(s), pair {i + 1} ({'direct' if d_first else 'orch.'} first):"
                     f" orchestrated {o_wall:6.2f} s  direct {d_wall:6.2f} s  "
                     f"ratio {o_wall / d_wall:.3f}  (orchestrator alone: {before:.2f} s before "
-                    f"the trainer, {after:.2f} s after)",
+                    f"the trainer, {after:.2f} s after; s/step {o_rate} vs {d_rate})",
                     flush=True,
                 )
             ratio = statistics.median(ratios)
+            of_medians = statistics.median(orch) / statistics.median(direct)
             print(
                 f"{epochs} epoch(s): median ratio {ratio:.3f} "
                 f"({'met' if ratio <= TARGET else 'NOT met'}: target <= {TARGET}); "
-                f"median orchestrated {statistics.median(orch):.2f} s vs direct "
-                f"{statistics.median(direct):.2f} s; ratio range {min(ratios):.3f}-"
+                f"ratio of the median walls {of_medians:.3f} ({statistics.median(orch):.2f} s vs "
+                f"{statistics.median(direct):.2f} s); pair ratios {min(ratios):.3f}-"
                 f"{max(ratios):.3f}",
                 flush=True,
             )
+            if o_rates and d_rates:
+                print(
+                    f"{epochs} epoch(s): the trainer's own speed (training bar): median "
+                    f"{statistics.median(o_rates):.3f} s/step orchestrated vs "
+                    f"{statistics.median(d_rates):.3f} s/step direct",
+                    flush=True,
+                )
     print(
         f"orchestrator's own time: median {statistics.median(befores):.2f} s before the trainer "
         f"starts (start-up, validation, rendering, run directory"

@@ -14,8 +14,10 @@ has N physical lines (``\\n``). Three timings, best of R:
   costs).
 
 Also shown: ``events alone``, the cost of building the same pydantic events from ready-made
-field values (no parsing at all), validated and ``trusted`` (as the parser builds them): the
-floor of a one-typed-event-per-message design.
+field values (no parsing at all), validated and ``trusted`` (as the parser builds them), and
+``floor``: reading, splitting at ``\r``/``\n`` and one empty Python call per segment, plus the
+trusted events. That is what any pure-Python parser emitting these typed events pays before it
+looks at a single character.
 
 Target: parser / baseline <= 4.
 """
@@ -77,6 +79,20 @@ def collect(path: Path) -> list[Any]:
     return events + parser.feed(decoder.decode(b"", final=True)) + parser.close()
 
 
+def _look(segment: str) -> None:
+    """The least a parser does with a segment: one Python call."""
+
+
+def visit_segments(path: Path) -> int:
+    """Read, decode, split at \\r and \\n, and make one Python call per segment."""
+    text = path.read_bytes().decode("utf-8", "replace")
+    segments = text.replace("\r", "\n").split("\n")
+    look = _look
+    for segment in segments:
+        look(segment)
+    return len(segments)
+
+
 def rebuild(fields: list[tuple[Callable[..., Any], dict[str, Any]]]) -> int:
     for make, values in fields:
         make(**values)
@@ -131,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         trusted = [(makers[cls], values) for cls, values in validated]
         t_events, _ = best_of(args.repeat, lambda: rebuild(validated))
         t_trusted, _ = best_of(args.repeat, lambda: rebuild(trusted))
+        t_visit, _ = best_of(args.repeat, lambda: visit_segments(path))
 
     mb = len(data) / 1e6
     print(f"log:          {newlines} lines, {n_lines} with \\r redraws split off, {mb:.1f} MB")
@@ -144,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"trusted:      {t_trusted * 1e3:8.1f} ms  ({t_trusted / n_events * 1e6:.2f} us/event)  "
         f"ratio {t_trusted / t_base:.1f}x  (the same without validation, as the parser does)"
+    )
+    floor = t_visit + t_trusted
+    print(
+        f"floor:        {floor * 1e3:8.1f} ms  ratio {floor / t_base:.1f}x  (read, split, one call "
+        f"per segment: {t_visit * 1e3:.1f} ms; plus building the events: no parsing at all)"
     )
     for label, t in (("parser", t_parse), ("parser+jsonl", t_json)):
         print(
