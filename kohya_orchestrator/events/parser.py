@@ -374,7 +374,7 @@ class LogParser:
         if self._closed:
             raise ValueError("feed() after close()")
         if t is not None:
-            self._t = t
+            self._t = float(t)  # events are built unvalidated: keep the declared type
         out: list[Event] = []
         self._out = out
         if not text:
@@ -410,7 +410,7 @@ class LogParser:
         if self._closed:
             return []
         if t is not None:
-            self._t = t
+            self._t = float(t)  # events are built unvalidated: keep the declared type
         out: list[Event] = []
         self._out = out
         if self._skip:

@@ -18,6 +18,7 @@ from kohya_orchestrator.events import (
     Event,
     EventAdapter,
     LogLine,
+    LogParser,
     Phase,
     PhaseChanged,
     ProgressBar,
@@ -177,3 +178,11 @@ def test_trusted_constructor_fills_defaults_in_field_order() -> None:
     with pytest.raises(pydantic.ValidationError):  # still frozen
         first.seq = 5  # type: ignore[misc]
     assert first.model_copy(update={"seq": 9}).seq == 9
+
+
+def test_an_integer_time_is_stored_as_a_float() -> None:
+    """``t`` comes from the caller; unvalidated events must still hold the declared float."""
+    parser = LogParser()
+    events = parser.feed("epoch 1/2\n", t=3) + parser.close(t=4)
+    assert events and all(type(e.t) is float for e in events)
+    assert '"t":3.0' in events[0].model_dump_json()
