@@ -258,24 +258,33 @@ def check_dataset_shape(job: TrainingJob) -> Iterator[Problem]:
                 "every subset is a regularisation set (is_reg = true): nothing to learn from",
                 "add a subset of training images",
             )
-    for where, s in ds.all_subsets():
-        if (
-            isinstance(s, DreamBoothSubset)
-            and s.num_repeats is None
-            and s.effective_repeats is None
-        ):
-            if ds.num_repeats is None:
+    # Subsets without their own repeat count take their [[dataset.datasets]] entry's, then
+    # [dataset]'s (sd-scripts' subset > dataset > general defaults).
+    with_defaults = [("dataset", ds.num_repeats, ds.subsets)] + [
+        (
+            f"dataset.datasets[{d}]",
+            ds.num_repeats if b.num_repeats is None else b.num_repeats,
+            b.subsets,
+        )
+        for d, b in enumerate(ds.datasets)
+    ]
+    for prefix, default_repeats, subsets in with_defaults:
+        for i, s in enumerate(subsets):
+            if not isinstance(s, DreamBoothSubset) or s.num_repeats is not None:
+                continue
+            where = f"{prefix}.subsets[{i}]"
+            if s.effective_repeats is None and default_repeats is None:
                 yield Problem(
                     f"{where}.num_repeats",
                     f"no repeat count: '{s.folder_name}' has no '<repeats>_' prefix",
                     f"set num_repeats (e.g. 10) or rename the folder to '10_{s.folder_name}'",
                 )
-        if isinstance(s, DreamBoothSubset) and s.effective_repeats == 0 and s.num_repeats is None:
-            yield Problem(
-                f"{where}.image_dir",
-                f"folder '{s.folder_name}' means 0 repeats: sd-scripts skips it silently",
-                "rename it with a repeat count of 1 or more, e.g. '10_name'",
-            )
+            if s.effective_repeats == 0:
+                yield Problem(
+                    f"{where}.image_dir",
+                    f"folder '{s.folder_name}' means 0 repeats: sd-scripts skips it silently",
+                    "rename it with a repeat count of 1 or more, e.g. '10_name'",
+                )
 
 
 @_check
