@@ -288,6 +288,11 @@ class Run:
             [RunFinished(seq=0, status=status, returncode=rc, duration_s=duration, reason=reason)]
         )
         self.run_dir.set_status(status.value, rc)
+        for sink in self._sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                s.sink_errors.append(repr(SinkError(f"{sink!r}.close(): {exc!r}")))
         if s.sink_errors:
             self.run_dir.write_text("sink_errors.txt", "\n".join(s.sink_errors) + "\n")
         self._result = RunResult(
@@ -305,11 +310,6 @@ class Run:
             errors=list(s.errors),
             remedies=remedies,
         )
-        for sink in self._sinks:
-            try:
-                sink.close()
-            except Exception as exc:
-                s.sink_errors.append(repr(exc))
         self._events_file.close()
         self._queue.put(None)
         self._done.set()

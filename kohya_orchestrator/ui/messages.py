@@ -26,9 +26,9 @@ def console(file: TextIO | None = None) -> Console:
     return cached
 
 
-def ok(message: str) -> None:
-    """A success line."""
-    console().print(f"[green]✓[/green] {escape(message)}")
+def ok(message: str, *, file: TextIO | None = None) -> None:
+    """A success line (stdout by default)."""
+    console(file).print(f"[green]✓[/green] {escape(message)}")
 
 
 def fail(message: str, *, file: TextIO | None = None) -> None:

@@ -98,10 +98,12 @@ def train_job(
         hint(f"run directory: {result.run_dir}", file=sys.stderr)
         return 130
     if result.ok:
-        ok(f"trained {', '.join(str(p) for p in result.outputs) or 'nothing?'}")
+        human = sys.stderr if jsonl else None  # with --jsonl, stdout carries only events
+        ok(f"trained {', '.join(str(p) for p in result.outputs) or 'nothing?'}", file=human)
         hint(
             f"run directory: {result.run_dir}   next: python -m kohya_orchestrator runs show "
-            f"{result.run_dir}"
+            f"{result.run_dir}",
+            file=human,
         )
         return 0
     fail(f"training {result.status.value}: {result.reason}")
