@@ -13,76 +13,25 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+from fake_runs import FAKE_SD_SCRIPTS, fake_install, fake_job, processes_gone, replay, start_fake
 
 import kohya_orchestrator.run as run_module
 from kohya_orchestrator import api
 from kohya_orchestrator.environment import Install
 from kohya_orchestrator.errors import LaunchError
 from kohya_orchestrator.events import Event, RunStatus
-from kohya_orchestrator.jobfile import validate_job
-from kohya_orchestrator.models import TrainingJob
 from kohya_orchestrator.render.command import LaunchOptions
-from kohya_orchestrator.run import Run, Watchdogs, read_events, start
+from kohya_orchestrator.run import Run, Watchdogs, read_events
 from kohya_orchestrator.sinks import CallbackSink
 
-FAKE = Path(__file__).resolve().parent / "fixtures" / "fake_sd_scripts"
 NO_ACCELERATE = LaunchOptions(use_accelerate=False)
 HANG = "--stop-after 30 --hang --spawn-grandchild --max-lifetime 60"
 
 
 @pytest.fixture
 def install() -> Install:
-    return Install(
-        root=FAKE,
-        sd_scripts_dir=FAKE,
-        python=Path(sys.executable),
-        layout="explicit",
-        source="argument",
-    )
-
-
-def _job(tmp_path: Path, name: str, **training: object) -> TrainingJob:
-    (tmp_path / "img" / "2_oilpaint style").mkdir(parents=True, exist_ok=True)
-    model = tmp_path / "sd15.safetensors"
-    model.write_bytes(b"")
-    return validate_job(
-        {
-            "model": {"pretrained_model_name_or_path": str(model)},
-            "dataset": {"subsets": [{"image_dir": str(tmp_path / "img" / "2_oilpaint style")}]},
-            "training": {
-                "max_train_epochs": 2,
-                "output_dir": str(tmp_path / "out"),
-                "output_name": name,
-                **training,
-            },
-        }
-    )
-
-
-def _env(
-    monkeypatch: pytest.MonkeyPatch,
-    shared: Path,
-    scenario: str,
-    args: str = "",
-    out: Path | None = None,
-) -> None:
-    replay = shared / "fixtures" / "sd-scripts-logs" / scenario / "chunks.jsonl"
-    monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(replay))
-    monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", f"--speed 0 {args}")
-    if out is not None:
-        monkeypatch.setenv("FAKE_SD_SCRIPTS_OUTPUT_DIR", str(out))
-
-
-def _gone(pids: list[int]) -> bool:
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.NoSuchProcess:
-            continue
-    return True
+    return fake_install()
 
 
 def _wait_for_tree(run: Run, n: int = 2) -> list[int]:
@@ -101,10 +50,10 @@ def test_start_calls_back_and_iter_events_reads_the_same_events(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stand-in trainer replaying a real success: process control only, not proof of training."""
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
     seen: list[Event] = []
     run = api.start(
-        _job(tmp_path, "a_lora_accelerate"),
+        fake_job(tmp_path, "a_lora_accelerate"),
         install=install,
         runs=str(tmp_path / "runs"),  # a str is accepted too
         launch=NO_ACCELERATE,
@@ -123,7 +72,7 @@ def test_start_calls_back_and_iter_events_reads_the_same_events(
     # api.start probes the install by default: the probe result is in the run directory.
     env = json.loads((result.run_dir / "environment.json").read_text(encoding="utf-8"))
     assert env["python_version"] == ".".join(map(str, sys.version_info[:3]))
-    assert _gone(run.pids)
+    assert processes_gone(run.pids)
 
 
 def test_train_shows_progress_and_blocks_until_done(
@@ -134,9 +83,9 @@ def test_train_shows_progress_and_blocks_until_done(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Stand-in trainer: checks the blocking call and its progress output, not training."""
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
     result = api.train(
-        _job(tmp_path, "a_lora_accelerate"),
+        fake_job(tmp_path, "a_lora_accelerate"),
         install=install,
         runs=tmp_path / "runs",
         launch=NO_ACCELERATE,
@@ -155,7 +104,7 @@ def test_train_ctrl_c_cancels_the_trainer(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C while ``train`` blocks: the stand-in's whole tree is stopped, status canceled."""
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", args=HANG)
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", args=HANG)
     original_wait = Run.wait
     seen: dict[str, list[int]] = {}
 
@@ -167,7 +116,7 @@ def test_train_ctrl_c_cancels_the_trainer(
 
     monkeypatch.setattr(Run, "wait", interrupted_once)
     result = api.train(
-        _job(tmp_path, "cancel"),
+        fake_job(tmp_path, "cancel"),
         install=install,
         runs=tmp_path / "runs",
         launch=NO_ACCELERATE,
@@ -176,7 +125,7 @@ def test_train_ctrl_c_cancels_the_trainer(
     )
     assert result.status == RunStatus.CANCELED and result.reason == "canceled"
     assert (result.run_dir / "status").read_text().strip() == "canceled"
-    assert _gone(seen["pids"])
+    assert processes_gone(seen["pids"])
     assert read_events(result.run_dir)[-1].kind == "run_finished"
 
 
@@ -187,30 +136,18 @@ def test_iter_events_of_a_missing_folder_is_empty(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- Run edges
 
 
-def _start(job: TrainingJob, install: Install, tmp_path: Path, **kw: object) -> Run:
-    kw.setdefault("probe", False)
-    return start(
-        job,
-        install=install,
-        runs=tmp_path / "runs",
-        launch=NO_ACCELERATE,
-        monitor_interval_s=0.2,
-        **kw,
-    )  # type: ignore[arg-type]
-
-
 def test_samples_in_the_output_folder_become_events(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The folder scan after a (replayed) sampling line reports this job's images only."""
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
     sample = tmp_path / "out" / "sample"
     sample.mkdir(parents=True)
     (sample / "mine_e000001_00_20260101120000.png").write_bytes(b"")
     (sample / "mine_000004_01_20260101120001.png").write_bytes(b"")
     (sample / "other_e000001_00_20260101120000.png").write_bytes(b"")
     (sample / "mine_notes.txt").write_text("not an image")
-    result = _start(_job(tmp_path, "mine"), install, tmp_path).wait(30)
+    result = start_fake(fake_job(tmp_path, "mine"), install, tmp_path).wait(30)
     saved = [e for e in read_events(result.run_dir) if e.kind == "sample_image_saved"]
     assert [(Path(e.path).name, e.epoch, e.step, e.prompt_index) for e in saved] == [
         ("mine_000004_01_20260101120001.png", None, 4, 1),
@@ -232,8 +169,8 @@ def test_zero_images_plan_stops_the_run(
     log.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(log))
     monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", "--speed 0 --hang --max-lifetime 60")
-    result = _start(
-        _job(tmp_path, "zero"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0)
+    result = start_fake(
+        fake_job(tmp_path, "zero"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0)
     ).wait(30)
     assert result.status == RunStatus.FAILED
     assert result.reason == "the plan shows 0 training images (No data found)"
@@ -245,9 +182,9 @@ def test_zero_images_watchdog_can_be_switched_off(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the watchdog and with the stall watchdog off, the replayed run just ends."""
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
-    result = _start(
-        _job(tmp_path, "a_lora_accelerate"),
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    result = start_fake(
+        fake_job(tmp_path, "a_lora_accelerate"),
         install,
         tmp_path,
         watchdogs=Watchdogs(stop_on_zero_images=False, stop_on_nan=False, stall_minutes=None),
@@ -259,13 +196,13 @@ def test_zero_images_watchdog_can_be_switched_off(
 def test_a_failing_output_check_never_fails_a_finished_run(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
 
     def broken_check(*args: object) -> list[Event]:
         raise RuntimeError("header unreadable")
 
     monkeypatch.setattr(run_module, "check_run_outputs", broken_check)
-    result = _start(_job(tmp_path, "a_lora_accelerate"), install, tmp_path).wait(30)
+    result = start_fake(fake_job(tmp_path, "a_lora_accelerate"), install, tmp_path).wait(30)
     assert result.status == RunStatus.SUCCEEDED
     errors = (result.run_dir / "sink_errors.txt").read_text(encoding="utf-8")
     assert "output check: RuntimeError('header unreadable')" in errors
@@ -274,15 +211,15 @@ def test_a_failing_output_check_never_fails_a_finished_run(
 def test_a_sink_whose_close_raises_still_lets_the_run_end(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
 
     class BadClose(CallbackSink):
         def close(self) -> None:
             raise OSError("disk full")
 
     seen: list[Event] = []
-    run = _start(
-        _job(tmp_path, "a_lora_accelerate"), install, tmp_path, sinks=[BadClose(seen.append)]
+    run = start_fake(
+        fake_job(tmp_path, "a_lora_accelerate"), install, tmp_path, sinks=[BadClose(seen.append)]
     )
     result = run.wait(30)
     assert result.ok and run.done
@@ -296,12 +233,14 @@ def test_extra_env_and_a_given_environment_reach_the_run(
 ) -> None:
     from kohya_orchestrator.environment import Environment
 
-    _env(monkeypatch, shared_dir, "f_missing_dir")
-    environment = Environment(sd_scripts_dir=FAKE, python=Path(sys.executable), platform="test")
+    replay(monkeypatch, shared_dir, "f_missing_dir")
+    environment = Environment(
+        sd_scripts_dir=FAKE_SD_SCRIPTS, python=Path(sys.executable), platform="test"
+    )
     # FAKE_SD_SCRIPTS_ARGS given through extra_env (only the child sees it) makes it exit 7.
     monkeypatch.delenv("FAKE_SD_SCRIPTS_ARGS")
-    result = _start(
-        _job(tmp_path, "env"),
+    result = start_fake(
+        fake_job(tmp_path, "env"),
         install,
         tmp_path,
         environment=environment,
@@ -322,7 +261,7 @@ def test_crash_without_a_classified_error_reports_the_exit_code(
     empty.write_text("")
     monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(empty))
     monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", "--speed 0 --exit-code 5")
-    result = _start(_job(tmp_path, "silent"), install, tmp_path).wait(30)
+    result = start_fake(fake_job(tmp_path, "silent"), install, tmp_path).wait(30)
     assert result.status == RunStatus.FAILED and result.reason == "exit code 5"
     assert result.errors == [] and result.remedies == []
 
@@ -331,8 +270,8 @@ def test_exit_zero_without_the_final_file_is_failed(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The replayed success without FAKE_SD_SCRIPTS_OUTPUT_DIR leaves no model file."""
-    _env(monkeypatch, shared_dir, "a_lora_accelerate")
-    result = _start(_job(tmp_path, "nofile"), install, tmp_path).wait(30)
+    replay(monkeypatch, shared_dir, "a_lora_accelerate")
+    result = start_fake(fake_job(tmp_path, "nofile"), install, tmp_path).wait(30)
     assert result.returncode == 0 and result.status == RunStatus.FAILED
     assert (result.reason or "").startswith("exit code 0 but no final model file ")
     assert result.outputs == []
@@ -346,7 +285,9 @@ def test_a_trainer_that_cannot_start_raises_and_closes_the_run(
     broken = install.model_copy(update={"python": not_executable})
     seen: list[Event] = []
     with pytest.raises(LaunchError, match="could not start"):
-        _start(_job(tmp_path, "nostart"), broken, tmp_path, sinks=[CallbackSink(seen.append)])
+        start_fake(
+            fake_job(tmp_path, "nostart"), broken, tmp_path, sinks=[CallbackSink(seen.append)]
+        )
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert (run_dir / "status").read_text().strip() == "failed"
     assert [e.kind for e in seen] == ["run_started", "run_finished"]
@@ -357,10 +298,10 @@ def test_a_trainer_that_cannot_start_raises_and_closes_the_run(
 def test_events_refuses_a_run_started_not_iterable(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(monkeypatch, shared_dir, "f_missing_dir")
+    replay(monkeypatch, shared_dir, "f_missing_dir")
     seen: list[Event] = []
-    run = _start(
-        _job(tmp_path, "quiet"),
+    run = start_fake(
+        fake_job(tmp_path, "quiet"),
         install,
         tmp_path,
         iterable=False,
@@ -375,15 +316,17 @@ def test_events_refuses_a_run_started_not_iterable(
 def test_wait_times_out_while_running(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", args=HANG)
-    run = _start(_job(tmp_path, "slow"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1))
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", args=HANG)
+    run = start_fake(
+        fake_job(tmp_path, "slow"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1)
+    )
     pids = _wait_for_tree(run)
     with pytest.raises(TimeoutError, match="still running"):
         run.wait(0.05)
     assert not run.done
     run.cancel()
     assert run.wait(30).status == RunStatus.CANCELED
-    assert _gone(pids)
+    assert processes_gone(pids)
 
 
 def test_read_events_skips_blank_and_cut_lines(tmp_path: Path) -> None:
@@ -402,7 +345,7 @@ def test_a_run_without_a_trainer_has_no_pids_and_cancel_is_harmless(
 ) -> None:
     from kohya_orchestrator.launch.rundir import RunDir
 
-    run = Run(_job(tmp_path, "idle"), RunDir.create(tmp_path / "runs", "idle"), [], Watchdogs())
+    run = Run(fake_job(tmp_path, "idle"), RunDir.create(tmp_path / "runs", "idle"), [], Watchdogs())
     assert run.pids == [] and not run.done
     run.cancel()  # nothing was started: nothing to signal
     with pytest.raises(TimeoutError):

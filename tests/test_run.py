@@ -7,88 +7,32 @@ cancel with a grandchild (no process left), a raising callback, and never overwr
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+from fake_runs import fake_install, fake_job, processes_gone, replay, start_fake
 
 from kohya_orchestrator.environment import Install
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.events import EventAdapter, RunStatus
-from kohya_orchestrator.jobfile import validate_job
-from kohya_orchestrator.models import TrainingJob
-from kohya_orchestrator.render.command import LaunchOptions
-from kohya_orchestrator.run import Watchdogs, read_events, start
+from kohya_orchestrator.run import Watchdogs, read_events
 from kohya_orchestrator.sinks import CallbackSink
-
-FAKE = Path(__file__).resolve().parent / "fixtures" / "fake_sd_scripts"
-NO_ACCELERATE = LaunchOptions(use_accelerate=False)
 
 
 @pytest.fixture
 def install() -> Install:
-    return Install(
-        root=FAKE,
-        sd_scripts_dir=FAKE,
-        python=Path(sys.executable),
-        layout="explicit",
-        source="argument",
-    )
-
-
-def _job(tmp_path: Path, name: str) -> TrainingJob:
-    (tmp_path / "img" / "2_oilpaint style").mkdir(parents=True, exist_ok=True)
-    model = tmp_path / "sd15.safetensors"
-    model.write_bytes(b"")
-    return validate_job(
-        {
-            "model": {"pretrained_model_name_or_path": str(model)},
-            "dataset": {"subsets": [{"image_dir": str(tmp_path / "img" / "2_oilpaint style")}]},
-            "training": {
-                "max_train_epochs": 2,
-                "output_dir": str(tmp_path / "out"),
-                "output_name": name,
-            },
-        }
-    )
-
-
-def _env(
-    monkeypatch: pytest.MonkeyPatch,
-    shared: Path,
-    scenario: str,
-    args: str = "",
-    out: Path | None = None,
-) -> None:
-    replay = shared / "fixtures" / "sd-scripts-logs" / scenario / "chunks.jsonl"
-    monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(replay))
-    monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", f"--speed 0 {args}")
-    if out is not None:
-        monkeypatch.setenv("FAKE_SD_SCRIPTS_OUTPUT_DIR", str(out))
-
-
-def _start(job: TrainingJob, install: Install, tmp_path: Path, **kw: object):
-    return start(
-        job,
-        install=install,
-        runs=tmp_path / "runs",
-        launch=NO_ACCELERATE,
-        probe=False,
-        monitor_interval_s=0.2,
-        **kw,
-    )  # type: ignore[arg-type]
+    return fake_install()
 
 
 def test_success_writes_the_run_directory(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job = _job(tmp_path, "a_lora_accelerate")
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    job = fake_job(tmp_path, "a_lora_accelerate")
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
     monkeypatch.setenv("HF_TOKEN", "hf_secretsecretsecretsecret")
     seen = []
-    run = _start(job, install, tmp_path, sinks=[CallbackSink(seen.append)])
+    run = start_fake(job, install, tmp_path, sinks=[CallbackSink(seen.append)])
     result = run.wait(60)
     assert result.status == RunStatus.SUCCEEDED, result.reason
     assert result.returncode == 0
@@ -126,8 +70,8 @@ def test_success_writes_the_run_directory(
 def test_crash_is_failed_with_the_classified_error(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(monkeypatch, shared_dir, "b_loha", args="--exit-code 1")
-    result = _start(_job(tmp_path, "b_loha"), install, tmp_path).wait(60)
+    replay(monkeypatch, shared_dir, "b_loha", args="--exit-code 1")
+    result = start_fake(fake_job(tmp_path, "b_loha"), install, tmp_path).wait(60)
     assert result.status == RunStatus.FAILED and result.returncode == 1
     assert any(e.category == "lycoris_duplicated_name" for e in result.errors)
     assert (result.run_dir / "status").read_text().strip() == "failed"
@@ -136,34 +80,24 @@ def test_crash_is_failed_with_the_classified_error(
 def test_exit_zero_with_no_data_is_failed(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(monkeypatch, shared_dir, "f_missing_dir")
-    result = _start(_job(tmp_path, "f_missing_dir"), install, tmp_path).wait(60)
+    replay(monkeypatch, shared_dir, "f_missing_dir")
+    result = start_fake(fake_job(tmp_path, "f_missing_dir"), install, tmp_path).wait(60)
     assert result.returncode == 0
     assert result.status == RunStatus.FAILED
     assert "no data" in (result.reason or "").lower()
 
 
-def _gone(pids: list[int]) -> bool:
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.NoSuchProcess:
-            continue
-    return True
-
-
 def test_stall_watchdog_stops_a_hung_trainer(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(
+    replay(
         monkeypatch,
         shared_dir,
         "a_lora_accelerate",
         args="--stop-after 30 --hang --spawn-grandchild --max-lifetime 60",
     )
-    run = _start(
-        _job(tmp_path, "hang"),
+    run = start_fake(
+        fake_job(tmp_path, "hang"),
         install,
         tmp_path,
         watchdogs=Watchdogs(stall_minutes=0.02, cancel_grace_s=1.0),
@@ -172,20 +106,20 @@ def test_stall_watchdog_stops_a_hung_trainer(
     pids = run.pids
     result = run.wait(60)
     assert result.status == RunStatus.FAILED and "stalled" in (result.reason or "")
-    assert len(pids) >= 2 and _gone(pids)
+    assert len(pids) >= 2 and processes_gone(pids)
 
 
 def test_cancel_leaves_no_process(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(
+    replay(
         monkeypatch,
         shared_dir,
         "a_lora_accelerate",
         args="--stop-after 30 --hang --spawn-grandchild --ignore-sigint --max-lifetime 60",
     )
-    run = _start(
-        _job(tmp_path, "cancel"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0)
+    run = start_fake(
+        fake_job(tmp_path, "cancel"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0)
     )
     deadline = time.monotonic() + 20
     while len(run.pids) < 2 and time.monotonic() < deadline:
@@ -195,7 +129,7 @@ def test_cancel_leaves_no_process(
     result = run.wait(60)
     assert result.status == RunStatus.CANCELED
     assert (result.run_dir / "status").read_text().strip() == "canceled"
-    assert len(pids) >= 2 and _gone(pids)
+    assert len(pids) >= 2 and processes_gone(pids)
 
 
 def test_nan_watchdog(
@@ -219,8 +153,8 @@ def test_nan_watchdog(
     nan_log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(nan_log))
     monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", "--speed 0 --hang --max-lifetime 60")
-    result = _start(
-        _job(tmp_path, "nan"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0)
+    result = start_fake(
+        fake_job(tmp_path, "nan"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1.0)
     ).wait(60)
     assert result.status == RunStatus.FAILED and "NaN" in (result.reason or "")
 
@@ -228,24 +162,24 @@ def test_nan_watchdog(
 def test_raising_callback_never_kills_the_run(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
 
     def boom(event: object) -> None:
         raise ValueError("consumer bug")
 
-    result = _start(
-        _job(tmp_path, "a_lora_accelerate"), install, tmp_path, sinks=[CallbackSink(boom)]
+    result = start_fake(
+        fake_job(tmp_path, "a_lora_accelerate"), install, tmp_path, sinks=[CallbackSink(boom)]
     ).wait(60)
     assert result.status == RunStatus.SUCCEEDED
     assert "consumer bug" in (result.run_dir / "sink_errors.txt").read_text()
 
 
 def test_existing_output_is_never_overwritten(tmp_path: Path, install: Install) -> None:
-    job = _job(tmp_path, "mine")
+    job = fake_job(tmp_path, "mine")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "mine.safetensors").write_bytes(b"precious")
     with pytest.raises(ConfigError, match="would be overwritten"):
-        _start(job, install, tmp_path)
+        start_fake(job, install, tmp_path)
     assert (tmp_path / "out" / "mine.safetensors").read_bytes() == b"precious"
     assert not (tmp_path / "runs").exists()
 
@@ -253,8 +187,8 @@ def test_existing_output_is_never_overwritten(tmp_path: Path, install: Install) 
 def test_events_jsonl_round_trips(
     shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _env(monkeypatch, shared_dir, "e_prodigy", out=tmp_path / "out")
-    result = _start(_job(tmp_path, "e_prodigy"), install, tmp_path).wait(60)
+    replay(monkeypatch, shared_dir, "e_prodigy", out=tmp_path / "out")
+    result = start_fake(fake_job(tmp_path, "e_prodigy"), install, tmp_path).wait(60)
     for line in (result.run_dir / "events.jsonl").read_text().splitlines():
         event = EventAdapter.validate_json(line)
         assert EventAdapter.dump_json(event).decode() == line
@@ -269,8 +203,8 @@ def test_runs_list_and_show(
 ) -> None:
     from kohya_orchestrator.cli.main import main
 
-    _env(monkeypatch, shared_dir, "b_loha", args="--exit-code 1")
-    result = _start(_job(tmp_path, "b_loha"), install, tmp_path).wait(60)
+    replay(monkeypatch, shared_dir, "b_loha", args="--exit-code 1")
+    result = start_fake(fake_job(tmp_path, "b_loha"), install, tmp_path).wait(60)
     crashed = tmp_path / "runs" / "20260101-000000-crashed"
     crashed.mkdir()
     (crashed / "job.json").write_text('{"name": "crashed"}')
