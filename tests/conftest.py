@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,11 @@ def _whole_suite(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Started in the background (`… &` from a script), this process ignores SIGINT, and so would
+    # every trainer the tests start (ignored signals survive exec): cancel tests would see SIGTERM
+    # instead. Handle it as a foreground run does (the CLI does the same: cli/main.py).
+    if os.name == "posix" and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # pyproject's [tool.coverage.report] fail_under judges the whole suite only: a run of a few
     # files (or of -m e2e alone) measures what it ran, without failing on the total.
     cov = config.pluginmanager.getplugin("_cov")

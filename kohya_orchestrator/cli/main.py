@@ -10,6 +10,8 @@ from __future__ import annotations
 # Only argparse and sys at import time: `--help` must start about as fast as Python itself
 # (benchmarks/bench_cli_startup.py). Verb modules follow the same rule and import lazily in run().
 import argparse
+import os
+import signal
 import sys
 
 from .._version import __version__
@@ -111,8 +113,21 @@ def _report(exc: OrchestratorError) -> None:
         fail(str(exc))
 
 
+def _restore_sigint() -> None:
+    """Handle SIGINT again when we were started with it ignored (``nohup … &`` from a script).
+
+    An ignored signal stays ignored across exec, so every trainer we start would ignore the
+    SIGINT that cancel sends first (it would take the SIGTERM after the grace period instead).
+    Our trainers run in their own session, out of reach of the terminal, so restoring the
+    default only brings back graceful cancel (and ``kill -INT`` of this process: exit 130).
+    """
+    if os.name == "posix" and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    _restore_sigint()
     args_list = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in args_list if not a.startswith("-")), None)
     parser = _build_parser(verb if verb in VERBS else None)

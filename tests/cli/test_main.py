@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,33 @@ def test_every_verb_has_help_with_examples(verb: str, capsys: pytest.CaptureFixt
         main([verb, "--help"])
     assert info.value.code == 0
     assert "python -m kohya_orchestrator" in capsys.readouterr().out
+
+
+CHILD_SIGINT = (
+    "import signal, subprocess, sys\n"
+    "{setup}"
+    "probe = 'import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)'\n"
+    "print(subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True).stdout)\n"
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signal dispositions")
+@pytest.mark.parametrize(
+    ("setup", "child_handles_sigint"),
+    [
+        ("", "False"),  # control: an ignored SIGINT is inherited by the child
+        ("from kohya_orchestrator.cli.main import main\nmain([])\n", "True"),
+    ],
+)
+def test_cli_started_with_sigint_ignored_gives_children_default_sigint(
+    setup: str, child_handles_sigint: str
+) -> None:
+    """`nohup … &` starts us with SIGINT ignored; the trainers we start must still take it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD_SIGINT.format(setup=setup)],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert proc.stdout.strip().splitlines()[-1] == child_handles_sigint
