@@ -615,7 +615,7 @@ class _Mapper:
         problems: list[Problem] = []
         opt = _optimizer(flat, problems)
         for p in problems:
-            self.error(f"optimizer_args {p.path}", p.message, p.hint)
+            self.error(p.path, p.message, p.hint)  # _optimizer names the key already
         opt.pop("learning_rate", None)  # _optimizer's sd-scripts default; the GUI's comes next
         if not name:
             opt.pop("type", None)
