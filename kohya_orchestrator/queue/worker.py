@@ -183,29 +183,30 @@ class QueueRunner:
             environment = self.environment
             if environment is None and self.probe:
                 environment = probe_environment(install)
-            workers = [
+            # Each worker sets its own event when it is done. The main thread waits on those,
+            # not on Thread.join: on Python < 3.13 a join interrupted by Ctrl-C marks a thread
+            # that is still running as stopped (bpo-45274), so a second join would return while
+            # its training still runs.
+            done = [threading.Event() for _ in self.gpus]
+            for gpu, finished in zip(self.gpus, done, strict=True):
                 threading.Thread(
-                    target=self._work,
-                    args=(lock, gpu, install, environment),
+                    target=self._work_then_set,
+                    args=(finished, lock, gpu, install, environment),
                     name=f"queue-worker-{gpu if gpu is not None else 'default'}",
                     daemon=True,
-                )
-                for gpu in self.gpus
-            ]
-            for worker in workers:
-                worker.start()
+                ).start()
             last_beat = 0.0
             try:
-                while any(w.is_alive() for w in workers):
-                    for w in workers:
-                        w.join(0.2)
+                while not all(finished.is_set() for finished in done):
+                    for finished in done:
+                        finished.wait(0.2)
                     if time.monotonic() - last_beat >= self.poll_s:
                         self.queue.heartbeat(lock.id)
                         last_beat = time.monotonic()
             except BaseException:
-                self._stop.set()
-                for w in workers:
-                    w.join()
+                self._stop.set()  # the workers cancel their trainings and mark them interrupted
+                for finished in done:
+                    finished.wait()
                 raise
             if self._errors:
                 raise self._errors[0]
@@ -215,6 +216,19 @@ class QueueRunner:
         return list(self._done)
 
     # ------------------------------------------------------------------ workers
+    def _work_then_set(
+        self,
+        finished: threading.Event,
+        lock: RunnerLock,
+        gpu: str | None,
+        install: Install,
+        environment: Environment | None,
+    ) -> None:
+        try:
+            self._work(lock, gpu, install, environment)
+        finally:
+            finished.set()
+
     def _wanted(self, job: QueueJob) -> bool:
         return (self.ids is None or job.id in self.ids) and (
             self.sweep is None or job.sweep == self.sweep

@@ -1,0 +1,130 @@
+"""`runs list/show/pictures` through main() on run directories built from real captures.
+
+``interrupted_run`` is the real g_sigint_accelerate_group capture (SIGINT at 25% of the steps,
+nothing saved) parsed into events.jsonl, as the orchestrator would have left it; ``prodigy_run``
+(conftest) is the real e_prodigy run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kohya_orchestrator.cli.main import main
+from kohya_orchestrator.events import RunFinished, RunStatus, dump_events_jsonl, parse_log
+
+RUN_ID = "20261124-100000-g_sigint"
+
+
+@pytest.fixture
+def interrupted_run(shared_dir: Path, tmp_path: Path) -> Path:
+    capture = shared_dir / "fixtures" / "sd-scripts-logs" / "g_sigint_accelerate_group"
+    events = list(parse_log((capture / "combined").read_bytes().decode("utf-8")))
+    events.append(
+        RunFinished(
+            seq=0,
+            status=RunStatus.CANCELED,
+            returncode=-2,
+            duration_s=12.0,
+            reason="canceled by the user",
+        )
+    )
+    events = [e.model_copy(update={"seq": i}) for i, e in enumerate(events)]
+    run = tmp_path / "runs" / RUN_ID
+    run.mkdir(parents=True)
+    job = {"name": "g", "training": {"output_dir": str(tmp_path / "out"), "output_name": "g"}}
+    (run / "job.json").write_text(json.dumps(job))
+    (run / "events.jsonl").write_text(dump_events_jsonl(events))
+    (run / "status").write_text("canceled\n")
+    (run / "rc").write_text("-2\n")
+    return run
+
+
+def test_list_empty_and_json(
+    interrupted_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "none"
+    assert main(["runs", "list", "--runs", str(empty)]) == 0
+    assert capsys.readouterr().out.strip() == f"no runs in {empty}"
+    assert main(["runs", "list", "--runs", str(interrupted_run.parent), "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["run_id"] == RUN_ID
+    assert (listed["status"], listed["returncode"]) == ("canceled", -2)
+
+
+def test_show_latest_without_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "show", "latest", "--runs", str(tmp_path / "none")]) == 2
+    assert f"no runs in {tmp_path / 'none'}" in capsys.readouterr().err
+
+
+def test_show_an_interrupted_run(
+    interrupted_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    rc = main(["runs", "show", "latest", "--runs", str(interrupted_run.parent), "--sheet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "status: canceled  rc: -2  duration: 12.0" in out
+    assert "reason: canceled by the user" in out
+    assert "plan: 8 images x repeats, 4 batches/epoch, 2 epochs, 8 steps" in out
+    assert "last step: 2/8  epoch 1  avr_loss 1.14" in out
+    # epoch 1 has a loss but no checkpoint: the checkpoint and size columns stay empty
+    row = next(line for line in out.splitlines() if line.split()[:3] == ["1", "2", "1.1400"])
+    assert row.split() == ["1", "2", "1.1400", "0"]
+    assert "no sample images in this run: no contact sheet" in out
+    assert out.count("error (interrupted): KeyboardInterrupt") == 2
+    assert "hint: The trainer was interrupted (SIGINT)" in out
+    assert not list(interrupted_run.glob("*.png"))
+
+
+def test_show_a_crash_without_a_remedy(
+    shared_dir: Path, interrupted_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture = shared_dir / "fixtures" / "sd-scripts-logs" / "f_badargs_lora"
+    events = list(parse_log((capture / "combined").read_bytes().decode("utf-8")))
+    events = [e.model_copy(update={"seq": i}) for i, e in enumerate(events)]
+    (interrupted_run / "events.jsonl").write_text(dump_events_jsonl(events))
+    assert main(["runs", "show", str(interrupted_run)]) == 0
+    out = capsys.readouterr().out
+    assert "error (exception): ValueError: invalid literal for int()" in out
+    assert "hint:" not in out
+    assert "reason:" not in out  # no run_finished event: no reason
+
+
+def test_show_a_gone_checkpoint_and_a_note(
+    prodigy_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    (tmp_path / "out" / "e_prodigy" / "e_prodigy-000001.safetensors").unlink()
+    job = json.loads((prodigy_run / "job.json").read_text())
+    job["training"]["logging_dir"] = str(tmp_path / "no-tensorboard")  # nothing logged there
+    (prodigy_run / "job.json").write_text(json.dumps(job))
+    assert main(["runs", "show", str(prodigy_run)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "e_prodigy-000001.safetensors" in line)
+    assert "(gone)" in row and "MiB" not in row and "KiB" not in row
+    assert "note:" in out
+    assert "loss (console avr_loss)" in out
+
+
+def test_pictures_json_lists_what_was_written(
+    prodigy_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["runs", "pictures", str(prodigy_run), "--json", "--sheet"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert [Path(p).name for p in written] == ["contact_sheet.png"]
+    assert Path(written[0]).is_file()
+
+
+def test_show_a_run_whose_job_names_no_output_folder(
+    interrupted_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (interrupted_run / "job.json").write_text(json.dumps({"name": "g"}))
+    assert main(["runs", "show", str(interrupted_run)]) == 0
+    out = capsys.readouterr().out
+    assert "status: canceled" in out and "outputs:" not in out
