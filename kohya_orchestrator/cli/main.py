@@ -7,8 +7,9 @@ input), never a traceback. Anything unexpected exits 3 and saves the traceback t
 
 from __future__ import annotations
 
-# Only argparse and sys at import time: `--help` must start about as fast as Python itself
-# (benchmarks/bench_cli_startup.py). Verb modules follow the same rule and import lazily in run().
+# Only argparse, os, signal and sys at import time: `--help` must start about as fast as Python
+# itself (benchmarks/bench_foundation.py). Verb modules follow the same rule and import lazily in
+# run().
 import argparse
 import os
 import signal
