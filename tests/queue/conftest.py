@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_runs import fake_job
 
 from kohya_orchestrator.environment import Install
-from kohya_orchestrator.jobfile import validate_job
-from kohya_orchestrator.models import TrainingJob
 from kohya_orchestrator.queue import JobQueue, QueueJob, QueueRunner
 from kohya_orchestrator.render.command import LaunchOptions
 
@@ -107,22 +106,8 @@ def no_accelerate(gpu: str | None) -> LaunchOptions:
     return LaunchOptions(use_accelerate=False, gpu_ids=None if gpu is None else (gpu,))
 
 
-def make_job(tmp_path: Path, name: str, **training: Any) -> TrainingJob:
-    (tmp_path / "img" / "2_oilpaint style").mkdir(parents=True, exist_ok=True)
-    model = tmp_path / "sd15.safetensors"
-    model.write_bytes(b"")
-    return validate_job(
-        {
-            "model": {"pretrained_model_name_or_path": str(model)},
-            "dataset": {"subsets": [{"image_dir": str(tmp_path / "img" / "2_oilpaint style")}]},
-            "training": {
-                "max_train_epochs": 2,
-                "output_dir": str(tmp_path / "out"),
-                "output_name": name,
-                **training,
-            },
-        }
-    )
+# The same valid two-epoch job as the run tests use (tests/fake_runs.py).
+make_job = fake_job
 
 
 def run_fake(queue: JobQueue, install: Install, **options: Any) -> list[QueueJob]:
