@@ -2,7 +2,7 @@
 
     python benchmarks/bench_launch.py [--pairs 4] [--epochs 1 4] [--probe]
 
-Needs the real-sd-scripts lab (../shared/lab/setup-e2e.sh; $KOHYA_E2E_DIR or
+Needs the real-sd-scripts lab (built as docs/e2e-lab.md says; $KOHYA_E2E_DIR or
 ~/.cache/kohya_orchestrator/e2e). Each pair runs the same tiny CPU training (64 px, batch 2,
 4 images x 2 repeats, LoRA dim 4) twice: once as
 `python -m kohya_orchestrator train job.toml --no-probe --jsonl` (parsing, run directory, JSONL,
@@ -186,7 +186,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if not (LAB / "READY").is_file():
-        print(f"no e2e lab at {LAB}: run ../shared/lab/setup-e2e.sh first")
+        print(f"no e2e lab at {LAB}: build it first (docs/e2e-lab.md)")
         return 2
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     # Run from byte-compiled modules, as an installed package does (pip compiles on install;

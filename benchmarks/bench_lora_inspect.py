@@ -4,13 +4,13 @@ Usage: python benchmarks/bench_lora_inspect.py [--size-gb 2] [--tensors 2048] [-
                                                 [--dir DIR] [--cli]
 
 Writes a valid safetensors file of --size-gb GiB: a real header (the ss_* metadata of the LoKr
-capture in ../shared/fixtures/loras when present, else a synthetic table, and --tensors F16 tensor
-entries that exactly cover the data section) followed by zero data made with truncate (a sparse
-file: no 2 GB written to disk). Then measures ``inspect_lora(path)`` in-process: the first call
-and the median/best of --repeat calls. The tensor data is never read, so the time depends on the
-header (JSON size, number of tensors), not on the file size. With --cli it also times the whole
-``python -m kohya_orchestrator lora inspect FILE --json`` process (interpreter start-up and
-imports included; informational, not the 50 ms target).
+output in tests/fixtures/sd-scripts/loras, or a synthetic table if that is missing, and --tensors
+F16 tensor entries that exactly cover the data section) followed by zero data made with truncate (a
+sparse file: no 2 GB written to disk). Then measures ``inspect_lora(path)`` in-process: the first
+call and the median/best of --repeat calls. The tensor data is never read, so the time depends on
+the header (JSON size, number of tensors), not on the file size. With --cli it also times the whole
+``python -m kohya_orchestrator lora inspect FILE --json`` process (interpreter start-up and imports
+included; informational, not the 50 ms target).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ sys.path.insert(0, str(REPO))
 
 from kohya_orchestrator.inspection.lora import inspect_lora  # noqa: E402
 
-SHARED_LOKR = REPO.parent / "shared" / "fixtures" / "loras" / "c_lokr_preset.safetensors"
+REAL_LOKR = REPO / "tests" / "fixtures" / "sd-scripts" / "loras" / "c_lokr_preset.safetensors"
 TARGET_MS = 50.0
 
 
 def _metadata() -> dict[str, str]:
-    if SHARED_LOKR.is_file():
-        raw = SHARED_LOKR.read_bytes()
+    if REAL_LOKR.is_file():
+        raw = REAL_LOKR.read_bytes()
         (n,) = struct.unpack("<Q", raw[:8])
         meta = json.loads(raw[8 : 8 + n]).get("__metadata__", {})
         return {str(k): str(v) for k, v in meta.items()}

@@ -2,8 +2,8 @@
 
 Run: ``python benchmarks/bench_parser.py [--lines N] [--repeat R]``.
 
-The log is every capture in ``../shared/fixtures/sd-scripts-logs/*/combined`` repeated until it
-has N physical lines (``\\n``). Three timings, best of R:
+The log is every capture in ``tests/fixtures/sd-scripts/sd-scripts-logs/*/combined`` repeated until
+it has N physical lines (``\\n``). Three timings, best of R:
 
 * ``baseline``: read the file and split it into lines (``read_bytes().decode().splitlines()``;
   also shown: iterating the file line by line, ``for line in open(...)``).
@@ -25,7 +25,6 @@ Target: parser / baseline <= 4.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -39,8 +38,7 @@ sys.path.insert(0, str(REPO))
 from kohya_orchestrator.events import Decoder, LogParser  # noqa: E402
 from kohya_orchestrator.events.types import trusted_constructor  # noqa: E402
 
-SHARED = Path(os.environ.get("KOHYA_SHARED_DIR", REPO.parent / "shared"))
-LOGS = SHARED / "fixtures" / "sd-scripts-logs"
+LOGS = REPO / "tests" / "fixtures" / "sd-scripts" / "sd-scripts-logs"
 CHUNK = 1 << 16
 TARGET_RATIO = 4.0
 
@@ -49,7 +47,7 @@ def build_log(lines: int) -> bytes:
     """Concatenate the real captures until the text has ``lines`` newlines."""
     captures = [p / "combined" for p in sorted(LOGS.iterdir()) if (p / "combined").is_file()]
     if not captures:
-        raise SystemExit(f"no captures under {LOGS} (set KOHYA_SHARED_DIR)")
+        raise SystemExit(f"no captures under {LOGS}")
     blobs = [p.read_bytes() for p in captures]
     out: list[bytes] = []
     count = 0

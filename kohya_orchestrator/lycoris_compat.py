@@ -179,7 +179,7 @@ COMPAT_TABLE: tuple[CompatRow, ...] = (
         families=_FAMILIES,
         outcome="fails",
         evidence="trained",
-        source="4.1.3: ia3 with preset=ia3 trained on SD1.5 fails (../shared/docs/e2e-on-cpu.md); "
+        source="4.1.3: ia3 with preset=ia3 trained on SD1.5 fails (docs/e2e-lab.md); "
         "the network probe creates 0 modules on SD1.5, SD2 and SDXL for every algo; read: "
         "config.py names to_k/to_v/ff.net.2 without use_fnmatch, and kohya.py matches names "
         "with re.match from the start of the module path",
@@ -218,7 +218,8 @@ COMPAT_TABLE: tuple[CompatRow, ...] = (
         families=_FAMILIES,
         outcome="fails",
         evidence="trained",
-        source="3.4.0: trained on SD1.5, exit 1 (../shared/fixtures/sd-scripts-logs/d_ia3_ly34); "
+        source="3.4.0: trained on SD1.5, exit 1 "
+        "(tests/fixtures/sd-scripts/sd-scripts-logs/d_ia3_ly34); "
         "network probe: KeyError on SD1.5, SD2 and SDXL with every preset that matches a module; "
         "read: 3.0.0 and 3.2.0 have no 'ia3' in wrapper.network_module_dict (removed in LyCORIS "
         "commit 9598468, 2024-06-27; kohya_ss issue 3192); 4.0.0 has it again",
@@ -234,10 +235,10 @@ COMPAT_TABLE: tuple[CompatRow, ...] = (
         outcome="fails",
         evidence="trained",
         source="4.1.3: loha with the default preset trained on SD1.5, exit 1 "
-        "(../shared/fixtures/sd-scripts-logs/b_loha); network probe: the same error for locon, "
-        "loha, lokr, ia3, dylora, diag-oft and boft with full, full-lin and unet-only on SD1.5 "
-        "and SD2; read: 4.0.0, 4.1.0 and 4.1.3 config.py list TimestepEmbedding (for Anima) in "
-        "these presets' module classes and time_embedding.linear_1/2 in their names",
+        "(tests/fixtures/sd-scripts/sd-scripts-logs/b_loha); network probe: the same error for "
+        "locon, loha, lokr, ia3, dylora, diag-oft and boft with full, full-lin and unet-only on "
+        "SD1.5 and SD2; read: 4.0.0, 4.1.0 and 4.1.3 config.py list TimestepEmbedding (for "
+        "Anima) in these presets' module classes and time_embedding.linear_1/2 in their names",
         message=_DUPLICATED,
         fix=f'use preset = "attn-mlp" (attention and MLP, no convs), or preset = "{_FULL_FILE}" '
         f"(the same layers as 'full', convs included), or downgrade LyCORIS: {_DOWNGRADE}",
@@ -302,7 +303,7 @@ COMPAT_TABLE: tuple[CompatRow, ...] = (
         families=("sd15",),
         outcome="trains",
         evidence="trained",
-        source="3.4.0: ../shared/docs/e2e-on-cpu.md (13-21 s/step with the text encoder)",
+        source="3.4.0: docs/e2e-lab.md (13-21 s/step with the text encoder)",
     ),
     CompatRow(
         algos=("full",),

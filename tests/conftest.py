@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the real captures live, and the e2e lab (real sd-scripts on CPU)."""
+"""Suite-wide fixtures: the real sd-scripts captures (tests/fixtures/sd-scripts) and the e2e lab."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The read-only folder of real sd-scripts captures that sits beside the checkout (CI copies it there).
-SHARED_DIR = Path(os.environ.get("KOHYA_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
-SD_LOGS = SHARED_DIR / "fixtures" / "sd-scripts-logs"
+# The real sd-scripts captures, kept in the repository as data (tests/fixtures/README.md says what
+# produced them): sd-scripts-logs/<scenario>/, sd-scripts-logs/_configs/, loras/, lora-metadata/,
+# run-outputs/e_prodigy/.
+CAPTURES_DIR = REPO_ROOT / "tests" / "fixtures" / "sd-scripts"
+SD_LOGS = CAPTURES_DIR / "sd-scripts-logs"
 E2E_DIR = Path(
     os.environ.get("KOHYA_E2E_DIR", Path.home() / ".cache" / "kohya_orchestrator" / "e2e")
 )
@@ -56,23 +58,24 @@ def update_goldens(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
+def captures_dir() -> Path:
+    """tests/fixtures/sd-scripts: the real sd-scripts captures; fails (never skips) when missing."""
     if not SD_LOGS.is_dir():
         pytest.fail(
             f"the real sd-scripts captures are missing: {SD_LOGS} "
-            "(set KOHYA_SHARED_DIR to the shared folder)"
+            "(they are part of the repository: restore tests/fixtures/sd-scripts)"
         )
-    return SHARED_DIR
+    return CAPTURES_DIR
 
 
 @pytest.fixture(scope="session")
 def e2e_lab() -> Path:
-    """The real sd-scripts lab built by ../shared/lab/setup-e2e.sh; skips when absent."""
+    """The real sd-scripts lab built by tests/lab/build_lab.py; skips when absent."""
     if not (E2E_DIR / "READY").is_file():
         pytest.skip(
-            f"no real sd-scripts e2e lab at {E2E_DIR} (READY missing): build it with "
-            "SD_SCRIPTS_GIT_DIR=<git dir of kohya-ss/sd-scripts> ../shared/lab/setup-e2e.sh "
-            "or set KOHYA_E2E_DIR"
+            f"no real sd-scripts e2e lab at {E2E_DIR} (READY missing): build it once with "
+            "'python tests/lab/build_lab.py' (--from <sd-scripts git URL or dir>; "
+            "README: Run the real-trainer tests), or set KOHYA_E2E_DIR to one"
         )
     return E2E_DIR
 

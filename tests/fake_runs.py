@@ -1,8 +1,8 @@
 """Helpers for tests that run the stand-in trainer (tests/fixtures/fake_sd_scripts).
 
-The stand-in replays a real sd-scripts capture from ../shared/fixtures/sd-scripts-logs (chosen
-with environment variables); it tests process control, events and run directories, and is never
-proof that training works. Importable from tests because pyproject's pytest ``pythonpath``
+The stand-in replays a real sd-scripts capture from tests/fixtures/sd-scripts/sd-scripts-logs
+(chosen with environment variables); it tests process control, events and run directories, and is
+never proof that training works. Importable from tests because pyproject's pytest ``pythonpath``
 includes ``tests``.
 """
 
@@ -55,13 +55,14 @@ def fake_job(tmp_path: Path, name: str, **training: object) -> TrainingJob:
 
 def replay(
     monkeypatch: pytest.MonkeyPatch,
-    shared: Path,
+    captures: Path,
     scenario: str,
     args: str = "",
     out: Path | None = None,
 ) -> None:
-    """Make the stand-in replay ``scenario``'s capture (``args``: its extra options)."""
-    chunks = shared / "fixtures" / "sd-scripts-logs" / scenario / "chunks.jsonl"
+    """Make the stand-in replay ``scenario``'s capture (``captures``: tests/fixtures/sd-scripts;
+    ``args``: its extra options)."""
+    chunks = captures / "sd-scripts-logs" / scenario / "chunks.jsonl"
     monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(chunks))
     monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", f"--speed 0 {args}")
     if out is not None:

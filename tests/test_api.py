@@ -1,8 +1,8 @@
 """The notebook API (``start``, ``train``, ``iter_events``) and the Run handle's edges.
 
 Every run here launches the stand-in trainer (tests/fixtures/fake_sd_scripts/train_network.py),
-which replays a real sd-scripts capture from ../shared/fixtures/sd-scripts-logs. It tests process
-control, event fan-out and the run directory; it is never proof that training works.
+which replays a real sd-scripts capture from tests/fixtures/sd-scripts/sd-scripts-logs. It tests
+process control, event fan-out and the run directory; it is never proof that training works.
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ def _wait_for_tree(run: Run, n: int = 2) -> list[int]:
 
 
 def test_start_calls_back_and_iter_events_reads_the_same_events(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stand-in trainer replaying a real success: process control only, not proof of training."""
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", out=tmp_path / "out")
     seen: list[Event] = []
     run = api.start(
         fake_job(tmp_path, "a_lora_accelerate"),
@@ -76,14 +76,14 @@ def test_start_calls_back_and_iter_events_reads_the_same_events(
 
 
 def test_train_shows_progress_and_blocks_until_done(
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     install: Install,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Stand-in trainer: checks the blocking call and its progress output, not training."""
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", out=tmp_path / "out")
     result = api.train(
         fake_job(tmp_path, "a_lora_accelerate"),
         install=install,
@@ -101,10 +101,10 @@ def test_train_shows_progress_and_blocks_until_done(
 
 
 def test_train_ctrl_c_cancels_the_trainer(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C while ``train`` blocks: the stand-in's whole tree is stopped, status canceled."""
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", args=HANG)
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", args=HANG)
     original_wait = Run.wait
     seen: dict[str, list[int]] = {}
 
@@ -137,10 +137,10 @@ def test_iter_events_of_a_missing_folder_is_empty(tmp_path: Path) -> None:
 
 
 def test_samples_in_the_output_folder_become_events(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The folder scan after a (replayed) sampling line reports this job's images only."""
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", out=tmp_path / "out")
     sample = tmp_path / "out" / "sample"
     sample.mkdir(parents=True)
     (sample / "mine_e000001_00_20260101120000.png").write_bytes(b"")
@@ -156,10 +156,10 @@ def test_samples_in_the_output_folder_become_events(
 
 
 def test_zero_images_plan_stops_the_run(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stand-in log: the real a_lora capture with its image count set to 0 (process control)."""
-    src = shared_dir / "fixtures" / "sd-scripts-logs" / "a_lora_accelerate" / "chunks.jsonl"
+    src = captures_dir / "sd-scripts-logs" / "a_lora_accelerate" / "chunks.jsonl"
     rows = [json.loads(x) for x in src.read_text(encoding="utf-8").splitlines() if x.strip()]
     marker = "num train images * repeats / 学習画像の数×繰り返し回数: 8"
     assert any(marker in r["text"] for r in rows)
@@ -179,10 +179,10 @@ def test_zero_images_plan_stops_the_run(
 
 
 def test_zero_images_watchdog_can_be_switched_off(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the watchdog and with the stall watchdog off, the replayed run just ends."""
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", out=tmp_path / "out")
     result = start_fake(
         fake_job(tmp_path, "a_lora_accelerate"),
         install,
@@ -194,9 +194,9 @@ def test_zero_images_watchdog_can_be_switched_off(
 
 
 def test_a_failing_output_check_never_fails_a_finished_run(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", out=tmp_path / "out")
 
     def broken_check(*args: object) -> list[Event]:
         raise RuntimeError("header unreadable")
@@ -209,9 +209,9 @@ def test_a_failing_output_check_never_fails_a_finished_run(
 
 
 def test_a_sink_whose_close_raises_still_lets_the_run_end(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", out=tmp_path / "out")
 
     class BadClose(CallbackSink):
         def close(self) -> None:
@@ -229,11 +229,11 @@ def test_a_sink_whose_close_raises_still_lets_the_run_end(
 
 
 def test_extra_env_and_a_given_environment_reach_the_run(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kohya_orchestrator.environment import Environment
 
-    replay(monkeypatch, shared_dir, "f_missing_dir")
+    replay(monkeypatch, captures_dir, "f_missing_dir")
     environment = Environment(
         sd_scripts_dir=FAKE_SD_SCRIPTS, python=Path(sys.executable), platform="test"
     )
@@ -254,7 +254,7 @@ def test_extra_env_and_a_given_environment_reach_the_run(
 
 
 def test_crash_without_a_classified_error_reports_the_exit_code(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stand-in that prints nothing and exits 5: the reason is the exit code."""
     empty = tmp_path / "empty.chunks.jsonl"
@@ -267,10 +267,10 @@ def test_crash_without_a_classified_error_reports_the_exit_code(
 
 
 def test_exit_zero_without_the_final_file_is_failed(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The replayed success without FAKE_SD_SCRIPTS_OUTPUT_DIR leaves no model file."""
-    replay(monkeypatch, shared_dir, "a_lora_accelerate")
+    replay(monkeypatch, captures_dir, "a_lora_accelerate")
     result = start_fake(fake_job(tmp_path, "nofile"), install, tmp_path).wait(30)
     assert result.returncode == 0 and result.status == RunStatus.FAILED
     assert (result.reason or "").startswith("exit code 0 but no final model file ")
@@ -296,9 +296,9 @@ def test_a_trainer_that_cannot_start_raises_and_closes_the_run(
 
 
 def test_events_refuses_a_run_started_not_iterable(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replay(monkeypatch, shared_dir, "f_missing_dir")
+    replay(monkeypatch, captures_dir, "f_missing_dir")
     seen: list[Event] = []
     run = start_fake(
         fake_job(tmp_path, "quiet"),
@@ -314,9 +314,9 @@ def test_events_refuses_a_run_started_not_iterable(
 
 
 def test_wait_times_out_while_running(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", args=HANG)
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", args=HANG)
     run = start_fake(
         fake_job(tmp_path, "slow"), install, tmp_path, watchdogs=Watchdogs(cancel_grace_s=1)
     )

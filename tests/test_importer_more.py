@@ -2,7 +2,8 @@
 datasets, dataset configs with several blocks, and the problems reported on the way.
 
 The configs have the shapes of the real ones sd-scripts was given for the captures in
-../shared/fixtures/sd-scripts-logs/_configs/ (sectioned, network_args as a list of key=value).
+tests/fixtures/sd-scripts/sd-scripts-logs/_configs/ (sectioned, network_args as a list of
+key=value).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.errors import ConfigError, Problem
 from kohya_orchestrator.importer import import_kohya_config, job_dict_from_kohya
 
+# The real configs in the repository (tests/conftest.py's SD_LOGS / "_configs").
 CONFIGS = (
-    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sd-scripts-logs" / "_configs"
+    Path(__file__).resolve().parent / "fixtures" / "sd-scripts" / "sd-scripts-logs" / "_configs"
 )
 MODEL = {"pretrained_model_name_or_path": "/srv/kohya/models/sd15-random.safetensors"}
 

@@ -1,9 +1,10 @@
 """The safetensors header reader and verify_output, on real sd-scripts outputs.
 
-Real files: ../shared/fixtures/loras/ (LoKr preset attn-mlp and IA3 with a custom fnmatch preset,
-lycoris-lora 4.1.3, sd-scripts 48d368fa). The metadata dumps of ../shared/fixtures/lora-metadata/
-(LoRA, LoHa, Prodigy, the legacy folder run) are written into minimal safetensors files here: the
-header is the same bytes sd-scripts would write for that metadata.
+Real files: tests/fixtures/sd-scripts/loras/ (LoKr preset attn-mlp and IA3 with a custom fnmatch
+preset, lycoris-lora 4.1.3, sd-scripts 48d368fa). The metadata dumps of
+tests/fixtures/sd-scripts/lora-metadata/ (LoRA, LoHa, Prodigy, the legacy folder run) are written
+into minimal safetensors files here: the header is the same bytes sd-scripts would write for that
+metadata.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ PLAN = TrainingPlan(seq=0, epochs=2, total_steps=8, batches_per_epoch=4)
 
 
 @pytest.fixture(scope="module")
-def loras(shared_dir: Path) -> Path:
-    return shared_dir / "fixtures" / "loras"
+def loras(captures_dir: Path) -> Path:
+    return captures_dir / "loras"
 
 
 def _job(network: dict[str, Any], **sections: Any) -> TrainingJob:
@@ -72,8 +73,8 @@ def _write(path: Path, metadata: dict[str, str], header: bytes | None = None) ->
     return path
 
 
-def _dump(shared_dir: Path, name: str, which: int = -1) -> dict[str, str]:
-    data = json.loads((shared_dir / "fixtures" / "lora-metadata" / f"{name}.json").read_text())
+def _dump(captures_dir: Path, name: str, which: int = -1) -> dict[str, str]:
+    data = json.loads((captures_dir / "lora-metadata" / f"{name}.json").read_text())
     return dict(list(data.values())[which]["metadata"])
 
 
@@ -223,8 +224,8 @@ class TestVerifyRealFiles:
 
 
 class TestVerifyMetadataDumps:
-    def test_lora(self, shared_dir: Path, tmp_path: Path) -> None:
-        path = _write(tmp_path / "x.safetensors", _dump(shared_dir, "a_lora_accelerate"))
+    def test_lora(self, captures_dir: Path, tmp_path: Path) -> None:
+        path = _write(tmp_path / "x.safetensors", _dump(captures_dir, "a_lora_accelerate"))
         job = _job({"algo": "lora", "network_dim": 4, "network_alpha": 1.0})
         assert verify_output(job, path, PLAN) == []
         wrong = _job({"algo": "lora", "network_dim": 4, "network_alpha": 2.0, "conv_dim": 4})
@@ -234,8 +235,8 @@ class TestVerifyMetadataDumps:
             "ss_network_alpha": "is 1.0, the job asked for 2",
         }
 
-    def test_lycoris_instead_of_lora(self, shared_dir: Path, tmp_path: Path) -> None:
-        path = _write(tmp_path / "x.safetensors", _dump(shared_dir, "b_loha_preset"))
+    def test_lycoris_instead_of_lora(self, captures_dir: Path, tmp_path: Path) -> None:
+        path = _write(tmp_path / "x.safetensors", _dump(captures_dir, "b_loha_preset"))
         job = _job({"algo": "lora", "network_dim": 4, "network_alpha": 1.0})
         found = {p.path.split(": ")[1]: p.message for p in verify_output(job, path, PLAN)}
         assert found["ss_network_module"] == (
@@ -245,15 +246,17 @@ class TestVerifyMetadataDumps:
             "has arguments the job did not ask for: algo, conv_alpha, conv_dim, preset"
         )
 
-    def test_loha_with_dropout_added_by_sd_scripts(self, shared_dir: Path, tmp_path: Path) -> None:
-        path = _write(tmp_path / "x.safetensors", _dump(shared_dir, "b_loha_preset"))
+    def test_loha_with_dropout_added_by_sd_scripts(
+        self, captures_dir: Path, tmp_path: Path
+    ) -> None:
+        path = _write(tmp_path / "x.safetensors", _dump(captures_dir, "b_loha_preset"))
         job = _job(
             {"algo": "loha", "network_dim": 4, "network_alpha": 1.0, "conv_dim": 4, "conv_alpha": 1}
         )
         assert verify_output(job, path, PLAN) == []
 
-    def test_prodigy(self, shared_dir: Path, tmp_path: Path) -> None:
-        path = _write(tmp_path / "x-000001.safetensors", _dump(shared_dir, "e_prodigy", 0))
+    def test_prodigy(self, captures_dir: Path, tmp_path: Path) -> None:
+        path = _write(tmp_path / "x-000001.safetensors", _dump(captures_dir, "e_prodigy", 0))
         job = _job(
             {"algo": "lora", "network_dim": 4, "network_alpha": 1.0},
             optimizer={"type": "Prodigy", "learning_rate": 1.0, "decouple": True, "d_coef": 2},
@@ -261,8 +264,8 @@ class TestVerifyMetadataDumps:
         )
         assert verify_output(job, path, PLAN) == []
 
-    def test_legacy_folder_run_resolution(self, shared_dir: Path, tmp_path: Path) -> None:
-        path = _write(tmp_path / "x.safetensors", _dump(shared_dir, "m_train_data_dir"))
+    def test_legacy_folder_run_resolution(self, captures_dir: Path, tmp_path: Path) -> None:
+        path = _write(tmp_path / "x.safetensors", _dump(captures_dir, "m_train_data_dir"))
         job = _job({"algo": "lora", "network_dim": 4, "network_alpha": 1.0})
         assert verify_output(job, path, PLAN) == []
         bigger = _job(
@@ -277,10 +280,10 @@ class TestVerifyMetadataDumps:
         assert verify_output(_job(LOKR), path, PLAN) == []
 
 
-def test_check_run_outputs_writes_the_report(shared_dir: Path, tmp_path: Path) -> None:
+def test_check_run_outputs_writes_the_report(captures_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    dump = _dump(shared_dir, "a_lora_accelerate")
+    dump = _dump(captures_dir, "a_lora_accelerate")
     _write(out / "run.safetensors", dump)
     _write(out / "run-000001.safetensors", {**dump, "ss_epoch": "1", "ss_steps": "4"})
     job = _job(

@@ -429,9 +429,9 @@ class TestBeforeLaunch:
         assert check_before_launch(_runnable(tmp_path, {"algo": "lora"}), install, None) == []
 
     def test_run_directory_gets_the_copy(
-        self, shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+        self, captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        replay = shared_dir / "fixtures" / "sd-scripts-logs" / "a_lora_accelerate" / "chunks.jsonl"
+        replay = captures_dir / "sd-scripts-logs" / "a_lora_accelerate" / "chunks.jsonl"
         monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(replay))
         monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", "--speed 0")
         from kohya_orchestrator.render.command import LaunchOptions

@@ -26,10 +26,10 @@ def install() -> Install:
 
 
 def test_success_writes_the_run_directory(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = fake_job(tmp_path, "a_lora_accelerate")
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", out=tmp_path / "out")
     monkeypatch.setenv("HF_TOKEN", "hf_secretsecretsecretsecret")
     seen = []
     run = start_fake(job, install, tmp_path, sinks=[CallbackSink(seen.append)])
@@ -48,9 +48,7 @@ def test_success_writes_the_run_directory(
         assert (d / name).is_file(), name
     assert (d / "status").read_text().strip() == "succeeded"
     assert (d / "rc").read_text().strip() == "0"
-    combined = (
-        shared_dir / "fixtures" / "sd-scripts-logs" / "a_lora_accelerate" / "combined"
-    ).read_bytes()
+    combined = (captures_dir / "sd-scripts-logs" / "a_lora_accelerate" / "combined").read_bytes()
     assert (d / "console.log").read_bytes() == combined
     command = json.loads((d / "command.json").read_text())
     assert "HF_TOKEN" not in json.dumps(command)
@@ -68,9 +66,9 @@ def test_success_writes_the_run_directory(
 
 
 def test_crash_is_failed_with_the_classified_error(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replay(monkeypatch, shared_dir, "b_loha", args="--exit-code 1")
+    replay(monkeypatch, captures_dir, "b_loha", args="--exit-code 1")
     result = start_fake(fake_job(tmp_path, "b_loha"), install, tmp_path).wait(60)
     assert result.status == RunStatus.FAILED and result.returncode == 1
     assert any(e.category == "lycoris_duplicated_name" for e in result.errors)
@@ -78,9 +76,9 @@ def test_crash_is_failed_with_the_classified_error(
 
 
 def test_exit_zero_with_no_data_is_failed(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replay(monkeypatch, shared_dir, "f_missing_dir")
+    replay(monkeypatch, captures_dir, "f_missing_dir")
     result = start_fake(fake_job(tmp_path, "f_missing_dir"), install, tmp_path).wait(60)
     assert result.returncode == 0
     assert result.status == RunStatus.FAILED
@@ -88,11 +86,11 @@ def test_exit_zero_with_no_data_is_failed(
 
 
 def test_stall_watchdog_stops_a_hung_trainer(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     replay(
         monkeypatch,
-        shared_dir,
+        captures_dir,
         "a_lora_accelerate",
         args="--stop-after 30 --hang --spawn-grandchild --max-lifetime 60",
     )
@@ -110,11 +108,11 @@ def test_stall_watchdog_stops_a_hung_trainer(
 
 
 def test_cancel_leaves_no_process(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     replay(
         monkeypatch,
-        shared_dir,
+        captures_dir,
         "a_lora_accelerate",
         args="--stop-after 30 --hang --spawn-grandchild --ignore-sigint --max-lifetime 60",
     )
@@ -133,14 +131,12 @@ def test_cancel_leaves_no_process(
 
 
 def test_nan_watchdog(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A stand-in log: the real a_lora capture with its loss values replaced by nan (process control only).
     rows = [
         json.loads(x)
-        for x in (
-            shared_dir / "fixtures" / "sd-scripts-logs" / "a_lora_accelerate" / "chunks.jsonl"
-        )
+        for x in (captures_dir / "sd-scripts-logs" / "a_lora_accelerate" / "chunks.jsonl")
         .read_text()
         .splitlines()
         if x.strip()
@@ -160,9 +156,9 @@ def test_nan_watchdog(
 
 
 def test_raising_callback_never_kills_the_run(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replay(monkeypatch, shared_dir, "a_lora_accelerate", out=tmp_path / "out")
+    replay(monkeypatch, captures_dir, "a_lora_accelerate", out=tmp_path / "out")
 
     def boom(event: object) -> None:
         raise ValueError("consumer bug")
@@ -185,9 +181,9 @@ def test_existing_output_is_never_overwritten(tmp_path: Path, install: Install) 
 
 
 def test_events_jsonl_round_trips(
-    shared_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
+    captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replay(monkeypatch, shared_dir, "e_prodigy", out=tmp_path / "out")
+    replay(monkeypatch, captures_dir, "e_prodigy", out=tmp_path / "out")
     result = start_fake(fake_job(tmp_path, "e_prodigy"), install, tmp_path).wait(60)
     for line in (result.run_dir / "events.jsonl").read_text().splitlines():
         event = EventAdapter.validate_json(line)
@@ -195,7 +191,7 @@ def test_events_jsonl_round_trips(
 
 
 def test_runs_list_and_show(
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     install: Install,
     monkeypatch: pytest.MonkeyPatch,
@@ -203,7 +199,7 @@ def test_runs_list_and_show(
 ) -> None:
     from kohya_orchestrator.cli.main import main
 
-    replay(monkeypatch, shared_dir, "b_loha", args="--exit-code 1")
+    replay(monkeypatch, captures_dir, "b_loha", args="--exit-code 1")
     result = start_fake(fake_job(tmp_path, "b_loha"), install, tmp_path).wait(60)
     crashed = tmp_path / "runs" / "20260101-000000-crashed"
     crashed.mkdir()

@@ -41,7 +41,7 @@ class FailureRule:
     """A real line the pattern must match (from the capture in ``fixture``, else as sd-scripts,
     torch, accelerate or argparse print it); the tests check every rule against its example."""
     fixture: str | None = None
-    """The capture in ``shared/fixtures/sd-scripts-logs`` that shows it (None: none yet)."""
+    """The capture in ``tests/fixtures/sd-scripts/sd-scripts-logs`` showing it (None: none yet)."""
 
 
 # pip names of modules sd-scripts and its plugins import, where they differ from the module name.

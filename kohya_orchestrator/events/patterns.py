@@ -1,8 +1,9 @@
 """Compiled patterns for the console output of kohya-ss sd-scripts ``train_network.py``.
 
 Grouped by where the text comes from. Every pattern names the capture under
-``../shared/fixtures/sd-scripts-logs/<scenario>/`` that exercises it and the sd-scripts source line
-(``sd:`` = sd-scripts commit ``48d368fa``) as listed in ``docs/sd-scripts-reference.md`` section 5.
+``tests/fixtures/sd-scripts/sd-scripts-logs/<scenario>/`` that exercises it and the sd-scripts
+source line (``sd:`` = sd-scripts commit ``48d368fa``) as listed in
+``docs/sd-scripts-reference.md`` section 5.
 Patterns run on one *segment* at a time: the text between two ``\\r``/``\\n``, ANSI codes removed.
 Failure patterns (what went wrong, category, remedy) live in ``failures.py``.
 """
@@ -159,7 +160,7 @@ SAMPLE_KEY_RE: Final = re.compile(
 )
 
 # `<name>_e000001_00_20261124215422_1.png` (epoch) or `<name>_000010_00_<ts>.png` (step):
-# shared/fixtures/run-outputs/e_prodigy/sample (sd: train_util.py:6572-6577).
+# tests/fixtures/sd-scripts/run-outputs/e_prodigy/sample (sd: train_util.py:6572-6577).
 SAMPLE_FILENAME_RE: Final = re.compile(
     r"(?:^|_)(?:e(?P<epoch>\d{6})|(?P<step>\d{6}))_(?P<index>\d{2,})_(?P<ts>\d{14})"
     r"(?:_(?P<seed>-?\d+))?\.(?:png|jpg|jpeg|webp)$",

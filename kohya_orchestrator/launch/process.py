@@ -7,7 +7,7 @@ appends every chunk to ``console.log`` (flushed) before handing it to ``on_outpu
 
 Stopping (:meth:`ProcessHandle.cancel`) works on the group and on the psutil tree, because
 ``accelerate launch`` is a parent whose trainer child keeps running (and saves) when only the parent
-is signalled (measured: ../shared/docs/e2e-on-cpu.md, "Signals").
+is signalled (measured: docs/e2e-lab.md, "Signals").
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ from kohya_orchestrator.events import EventAdapter, parse_log
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "events"
 
 
-def _log(shared_dir: Path, scenario: str) -> Path:
-    return shared_dir / "fixtures" / "sd-scripts-logs" / scenario / "combined"
+def _log(captures_dir: Path, scenario: str) -> Path:
+    return captures_dir / "sd-scripts-logs" / scenario / "combined"
 
 
-def test_jsonl_prints_every_event(shared_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    log = _log(shared_dir, "a_lora_accelerate")
+def test_jsonl_prints_every_event(captures_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = _log(captures_dir, "a_lora_accelerate")
     assert replay.run(argparse.Namespace(log=str(log), jsonl=True)) == 0
     lines = capsys.readouterr().out.splitlines()
     events = [EventAdapter.validate_json(line) for line in lines]
@@ -32,10 +32,10 @@ def test_jsonl_prints_every_event(shared_dir: Path, capsys: pytest.CaptureFixtur
 
 
 def test_summary_of_a_successful_run(
-    shared_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    captures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A run directory: RUN_DIR/console.log.
-    shutil.copy(_log(shared_dir, "a_lora_accelerate"), tmp_path / "console.log")
+    shutil.copy(_log(captures_dir, "a_lora_accelerate"), tmp_path / "console.log")
     assert replay.run(argparse.Namespace(log=str(tmp_path), jsonl=False)) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"log:         {tmp_path / 'console.log'} (105 events)"
@@ -55,9 +55,9 @@ def test_summary_of_a_successful_run(
 
 
 def test_summary_shows_errors_with_remedies(
-    shared_dir: Path, capsys: pytest.CaptureFixture[str]
+    captures_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    log = _log(shared_dir, "b_loha")
+    log = _log(captures_dir, "b_loha")
     assert replay.run(argparse.Namespace(log=str(log), jsonl=False)) == 0
     out = capsys.readouterr().out
     assert "plan:        none (training never started)\n" in out
@@ -71,9 +71,9 @@ def test_summary_shows_errors_with_remedies(
 
 
 def test_summary_names_the_likely_cause(
-    shared_dir: Path, capsys: pytest.CaptureFixture[str]
+    captures_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    log = _log(shared_dir, "g_sigint_accelerate_group")
+    log = _log(captures_dir, "g_sigint_accelerate_group")
     replay.run(argparse.Namespace(log=str(log), jsonl=False))
     out = capsys.readouterr().out
     assert "progress:    step 2/8, avr_loss 1.14\n" in out

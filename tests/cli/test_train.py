@@ -2,10 +2,10 @@
 
 ``--sd-scripts`` points at a folder holding the stand-in trainer
 (tests/fixtures/fake_sd_scripts/train_network.py, which replays real sd-scripts captures from
-../shared/fixtures/sd-scripts-logs) and an empty ``library/``. accelerate is not installed here,
-so a stand-in ``accelerate.commands.launch`` module on PYTHONPATH starts the script in a child
-process, like accelerate's one-process launcher. Both test process control, exit codes and what
-the CLI prints; they are never proof that training works.
+tests/fixtures/sd-scripts/sd-scripts-logs) and an empty ``library/``. accelerate is not installed
+here, so a stand-in ``accelerate.commands.launch`` module on PYTHONPATH starts the script in a child
+process, like accelerate's one-process launcher. Both test process control, exit codes and what the
+CLI prints; they are never proof that training works.
 """
 
 from __future__ import annotations
@@ -89,15 +89,15 @@ def _replay(
         monkeypatch.setenv("FAKE_SD_SCRIPTS_OUTPUT_DIR", str(out))
 
 
-def _capture(shared_dir: Path, scenario: str) -> Path:
-    return shared_dir / "fixtures" / "sd-scripts-logs" / scenario / "chunks.jsonl"
+def _capture(captures_dir: Path, scenario: str) -> Path:
+    return captures_dir / "sd-scripts-logs" / scenario / "chunks.jsonl"
 
 
-def _oom_capture(shared_dir: Path, tmp_path: Path) -> Path:
+def _oom_capture(captures_dir: Path, tmp_path: Path) -> Path:
     """The real f_badargs_lora capture with its exception line replaced by a CUDA OOM line (there
     is no real out-of-memory capture)."""
     rows = []
-    for line in _capture(shared_dir, "f_badargs_lora").read_text("utf-8").splitlines():
+    for line in _capture(captures_dir, "f_badargs_lora").read_text("utf-8").splitlines():
         row = json.loads(line)
         if row["text"].startswith("ValueError: invalid literal"):
             row["text"] = OOM_LINE
@@ -131,13 +131,13 @@ def _gone(pids: list[int]) -> bool:
 
 def test_success_exit_0_with_outputs_and_next_step(
     sd_scripts: Path,
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "out"
-    _replay(monkeypatch, _capture(shared_dir, "a_lora_accelerate"), out=out)
+    _replay(monkeypatch, _capture(captures_dir, "a_lora_accelerate"), out=out)
     job = _job_file(
         tmp_path,
         extra='[sampling]\nsample_every_n_epochs = 1\n[[sampling.prompts]]\nprompt = "a boat"\n',
@@ -170,12 +170,12 @@ def test_success_exit_0_with_outputs_and_next_step(
 
 def test_jsonl_prints_the_recorded_events(
     sd_scripts: Path,
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _replay(monkeypatch, _capture(shared_dir, "a_lora_accelerate"), out=tmp_path / "out")
+    _replay(monkeypatch, _capture(captures_dir, "a_lora_accelerate"), out=tmp_path / "out")
     assert _train(sd_scripts, tmp_path, _job_file(tmp_path, "a_lora_accelerate"), "--jsonl") == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
@@ -192,12 +192,12 @@ def test_jsonl_prints_the_recorded_events(
 
 def test_crash_exit_1_with_remedy_and_log_hint(
     sd_scripts: Path,
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _replay(monkeypatch, _capture(shared_dir, "b_loha"), args="--exit-code 1")
+    _replay(monkeypatch, _capture(captures_dir, "b_loha"), args="--exit-code 1")
     job = _job_file(tmp_path, "b_loha", extra='[network]\nalgo = "loha"\n')
     rc = _train(sd_scripts, tmp_path, job, "--no-probe", "--gpus", "0, 1", "--cpu-threads", "3")
     err = capsys.readouterr().err
@@ -219,12 +219,12 @@ def test_crash_exit_1_with_remedy_and_log_hint(
 
 def test_crash_without_a_known_remedy_prints_only_the_log_hint(
     sd_scripts: Path,
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _replay(monkeypatch, _capture(shared_dir, "f_badargs_lora"), args="--exit-code 1")
+    _replay(monkeypatch, _capture(captures_dir, "f_badargs_lora"), args="--exit-code 1")
     rc = _train(sd_scripts, tmp_path, _job_file(tmp_path, "badargs"), "--no-probe")
     err_lines = capsys.readouterr().err.splitlines()
     assert rc == 1
@@ -238,12 +238,12 @@ def test_crash_without_a_known_remedy_prints_only_the_log_hint(
 
 def test_out_of_memory_lists_this_jobs_memory_switches(
     sd_scripts: Path,
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _replay(monkeypatch, _oom_capture(shared_dir, tmp_path), args="--exit-code 1")
+    _replay(monkeypatch, _oom_capture(captures_dir, tmp_path), args="--exit-code 1")
     rc = _train(sd_scripts, tmp_path, _job_file(tmp_path, "oom"), "--no-probe")
     err = capsys.readouterr().err
     assert rc == 1
@@ -261,12 +261,12 @@ def test_out_of_memory_lists_this_jobs_memory_switches(
 
 def test_out_of_memory_with_every_switch_on_suggests_nothing_more(
     sd_scripts: Path,
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _replay(monkeypatch, _oom_capture(shared_dir, tmp_path), args="--exit-code 1")
+    _replay(monkeypatch, _oom_capture(captures_dir, tmp_path), args="--exit-code 1")
     job = _job_file(
         tmp_path,
         "light",
@@ -282,12 +282,12 @@ def test_out_of_memory_with_every_switch_on_suggests_nothing_more(
 
 def test_ia3_job_gets_its_shipped_preset_file_in_the_run_directory(
     sd_scripts: Path,
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _replay(monkeypatch, _capture(shared_dir, "d_ia3_ly34"), args="--exit-code 1")
+    _replay(monkeypatch, _capture(captures_dir, "d_ia3_ly34"), args="--exit-code 1")
     job = _job_file(tmp_path, "ia3", extra='[network]\nalgo = "ia3"\n')
     assert _train(sd_scripts, tmp_path, job, "--no-probe") == 1
     assert "This LyCORIS (3.x) lost the 'ia3' algorithm." in capsys.readouterr().err
@@ -298,7 +298,7 @@ def test_ia3_job_gets_its_shipped_preset_file_in_the_run_directory(
 
 def test_ctrl_c_cancels_the_whole_tree_and_exits_130(
     sd_scripts: Path,
-    shared_dir: Path,
+    captures_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -306,7 +306,7 @@ def test_ctrl_c_cancels_the_whole_tree_and_exits_130(
     """KeyboardInterrupt is raised once in Run.wait, once launcher, trainer and its child run."""
     _replay(
         monkeypatch,
-        _capture(shared_dir, "a_lora_accelerate"),
+        _capture(captures_dir, "a_lora_accelerate"),
         args="--stop-after 30 --hang --spawn-grandchild --max-lifetime 60",
     )
     original_wait = Run.wait

@@ -125,9 +125,9 @@ def test_import_config_reports_ignored_keys(
 
 
 def test_import_config_of_real_fixture_catches_bad_args(
-    shared_dir: Path, capsys: pytest.CaptureFixture[str]
+    captures_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configs = shared_dir / "fixtures" / "sd-scripts-logs" / "_configs"
+    configs = captures_dir / "sd-scripts-logs" / "_configs"
     rc = main(
         [
             "import-config",

@@ -1,15 +1,15 @@
-"""Fixtures for the event tests: the real sd-scripts captures in shared/fixtures/sd-scripts-logs.
+"""Fixtures for the event tests: the real sd-scripts captures in tests/fixtures/sd-scripts/.
 
-Any test taking a ``scenario`` argument runs once per capture directory. Scenario *names* are
-listed at collection time from the location tests/conftest.py uses; the files are read through
-its ``shared_dir`` fixture, which fails loudly when the captures are missing (the ``<missing>``
-placeholder keeps the parametrised tests from vanishing silently).
+Any test taking a ``scenario`` argument runs once per capture directory of
+tests/fixtures/sd-scripts/sd-scripts-logs. Scenario *names* are listed at collection time; the
+files are read through tests/conftest.py's ``captures_dir`` fixture, which fails loudly when the
+captures are missing (the ``<missing>`` placeholder keeps the parametrised tests from vanishing
+silently).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_SHARED = Path(os.environ.get("KOHYA_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
-_LOGS = _SHARED / "fixtures" / "sd-scripts-logs"
+# The same folder as tests/conftest.py's SD_LOGS (a conftest is not importable as a module).
+_LOGS = REPO_ROOT / "tests" / "fixtures" / "sd-scripts" / "sd-scripts-logs"
 
 SCENARIOS: list[str] = (
     sorted(p.name for p in _LOGS.iterdir() if p.is_dir() and not p.name.startswith("_"))
@@ -60,17 +60,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def capture(shared_dir: Path, scenario: str) -> Capture:
+def capture(captures_dir: Path, scenario: str) -> Capture:
     """The capture of the current ``scenario``."""
-    return _load(shared_dir / "fixtures" / "sd-scripts-logs", scenario)
+    return _load(captures_dir / "sd-scripts-logs", scenario)
 
 
 @pytest.fixture
-def load_capture(shared_dir: Path) -> Any:
+def load_capture(captures_dir: Path) -> Any:
     """A function returning the capture of a named scenario."""
 
     def load(name: str) -> Capture:
-        return _load(shared_dir / "fixtures" / "sd-scripts-logs", name)
+        return _load(captures_dir / "sd-scripts-logs", name)
 
     return load
 

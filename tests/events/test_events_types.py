@@ -123,8 +123,8 @@ def test_steps_per_epoch_rounds_up() -> None:
     assert TrainingPlan(seq=0).steps_per_epoch is None
 
 
-def test_sample_names_of_a_real_run(shared_dir: Path) -> None:
-    folder = shared_dir / "fixtures" / "run-outputs" / "e_prodigy" / "sample"
+def test_sample_names_of_a_real_run(captures_dir: Path) -> None:
+    folder = captures_dir / "run-outputs" / "e_prodigy" / "sample"
     names = sorted(p.name for p in folder.glob("*.png"))
     assert [parse_sample_filename(n) for n in names] == [(1, None, 0), (2, None, 0)]
     assert parse_sample_filename(str(folder / names[0])) == (1, None, 0)

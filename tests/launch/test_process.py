@@ -1,7 +1,7 @@
 """launch/process.py and launch/monitor.py, driven with tests/fixtures/fake_sd_scripts.
 
-The fake replays real captures from ../shared/fixtures/sd-scripts-logs/. Timeouts are generous and
-nothing asserts on durations: these must pass on a loaded 2-core machine.
+The fake replays real captures from tests/fixtures/sd-scripts/sd-scripts-logs/. Timeouts are
+generous and nothing asserts on durations: these must pass on a loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ def _wait_for(predicate: Callable[[], bool], what: str) -> None:
         time.sleep(0.02)
 
 
-def _chunks(shared_dir: Path, scenario: str) -> Path:
-    return shared_dir / "fixtures" / "sd-scripts-logs" / scenario / "chunks.jsonl"
+def _chunks(captures_dir: Path, scenario: str) -> Path:
+    return captures_dir / "sd-scripts-logs" / scenario / "chunks.jsonl"
 
 
-def _expected_bytes(shared_dir: Path, scenario: str) -> bytes:
+def _expected_bytes(captures_dir: Path, scenario: str) -> bytes:
     rows = [
-        json.loads(line) for line in _chunks(shared_dir, scenario).read_text("utf-8").splitlines()
+        json.loads(line) for line in _chunks(captures_dir, scenario).read_text("utf-8").splitlines()
     ]
     return b"".join(r["text"].encode("utf-8") for r in rows if r["stream"] in ("stdout", "stderr"))
 
@@ -97,15 +97,15 @@ class TestTee:
         [("a_lora_accelerate", "0"), ("b_loha_preset", "0"), ("h_columns200", "200")],
     )
     def test_console_log_is_the_replayed_bytes(
-        self, shared_dir: Path, tmp_path: Path, run_fake, scenario: str, speed: str
+        self, captures_dir: Path, tmp_path: Path, run_fake, scenario: str, speed: str
     ) -> None:
         received: list[bytes] = []
         handle = run_fake(
-            "--replay", str(_chunks(shared_dir, scenario)), "--speed", speed,
+            "--replay", str(_chunks(captures_dir, scenario)), "--speed", speed,
             on_output=received.append,
         )  # fmt: skip
         assert handle.wait(PATIENCE_S) == 0
-        expected = _expected_bytes(shared_dir, scenario)
+        expected = _expected_bytes(captures_dir, scenario)
         assert (tmp_path / "run" / "console.log").read_bytes() == expected
         assert b"".join(received) == expected
         assert handle.returncode == 0
@@ -136,7 +136,7 @@ class TestTee:
         assert log.read_bytes().replace(b"\r\n", b"\n") == b"before\nafter\n"
 
     def test_raising_on_output_does_not_break_the_tee(
-        self, shared_dir: Path, tmp_path: Path, run_fake
+        self, captures_dir: Path, tmp_path: Path, run_fake
     ) -> None:
         calls: list[int] = []
 
@@ -145,11 +145,11 @@ class TestTee:
             raise RuntimeError("consumer bug")
 
         handle = run_fake(
-            "--replay", str(_chunks(shared_dir, "a_lora_accelerate")), "--speed", "400",
+            "--replay", str(_chunks(captures_dir, "a_lora_accelerate")), "--speed", "400",
             on_output=explode,
         )  # fmt: skip
         assert handle.wait(PATIENCE_S) == 0
-        expected = _expected_bytes(shared_dir, "a_lora_accelerate")
+        expected = _expected_bytes(captures_dir, "a_lora_accelerate")
         assert (tmp_path / "run" / "console.log").read_bytes() == expected
         assert sum(calls) == len(expected)
         assert handle.output_errors[0] == "on_output raised RuntimeError: consumer bug"
@@ -157,8 +157,8 @@ class TestTee:
 
 class TestExitCode:
     @pytest.mark.parametrize("code", [0, 1, 3])
-    def test_rc_propagates(self, shared_dir: Path, run_fake, code: int) -> None:
-        replay = str(_chunks(shared_dir, "f_missing_dir"))
+    def test_rc_propagates(self, captures_dir: Path, run_fake, code: int) -> None:
+        replay = str(_chunks(captures_dir, "f_missing_dir"))
         handle = run_fake("--replay", replay, "--speed", "0", "--exit-code", str(code))
         assert handle.wait(PATIENCE_S) == code
         assert handle.returncode == code
@@ -189,10 +189,10 @@ class TestLaunchErrors:
 
 
 class TestCancel:
-    def test_cancel_hung_child(self, shared_dir: Path, tmp_path: Path, run_fake) -> None:
-        replay = str(_chunks(shared_dir, "f_missing_dir"))
+    def test_cancel_hung_child(self, captures_dir: Path, tmp_path: Path, run_fake) -> None:
+        replay = str(_chunks(captures_dir, "f_missing_dir"))
         handle = run_fake("--replay", replay, "--speed", "0", "--hang")
-        expected = _expected_bytes(shared_dir, "f_missing_dir")
+        expected = _expected_bytes(captures_dir, "f_missing_dir")
         _wait_for(lambda: handle.bytes_read == len(expected), "the replay")
         handle.cancel(grace_s=10)
         # SIGINT to the group: KeyboardInterrupt, like sd-scripts (measured rc -2).

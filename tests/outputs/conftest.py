@@ -1,4 +1,4 @@
-"""Run directories assembled from the real captures in ../shared/fixtures/.
+"""Run directories assembled from the real captures in tests/fixtures/sd-scripts/.
 
 ``prodigy_run`` is the e_prodigy run as the orchestrator would have left it: events.jsonl parsed
 from its real console log (plus the sample-image and run-finished events the runner adds), the real
@@ -52,18 +52,17 @@ def write_safetensors(
     return path
 
 
-def build_prodigy_run(shared: Path, root: Path, *, tensorboard: bool = True) -> Path:
-    """The e_prodigy run directory under ``root``; returns its path."""
-    fixtures = shared / "fixtures"
+def build_prodigy_run(captures: Path, root: Path, *, tensorboard: bool = True) -> Path:
+    """The e_prodigy run directory under ``root`` (``captures``: tests/fixtures/sd-scripts)."""
     out = root / "out" / "e_prodigy"
     (out / "sample").mkdir(parents=True)
-    for png in sorted((fixtures / "run-outputs" / "e_prodigy" / "sample").glob("*.png")):
+    for png in sorted((captures / "run-outputs" / "e_prodigy" / "sample").glob("*.png")):
         shutil.copy(png, out / "sample" / png.name)
-    meta = json.loads((fixtures / "lora-metadata" / "e_prodigy.json").read_text())
+    meta = json.loads((captures / "lora-metadata" / "e_prodigy.json").read_text())
     for key, info in meta.items():
         write_safetensors(out / Path(key).name, info["metadata"], size=info["file_size_bytes"])
 
-    text = (fixtures / "sd-scripts-logs" / "e_prodigy" / "combined").read_bytes().decode("utf-8")
+    text = (captures / "sd-scripts-logs" / "e_prodigy" / "combined").read_bytes().decode("utf-8")
     events = []
     samples = sorted(p.name for p in (out / "sample").iterdir())
     for ev in parse_log(text):
@@ -88,7 +87,7 @@ def build_prodigy_run(shared: Path, root: Path, *, tensorboard: bool = True) -> 
     run.mkdir(parents=True)
     training = {"output_dir": str(out), "output_name": "e_prodigy"}
     if tensorboard:
-        training["logging_dir"] = str(fixtures / "run-outputs" / "e_prodigy" / "tb")
+        training["logging_dir"] = str(captures / "run-outputs" / "e_prodigy" / "tb")
         training["log_prefix"] = "e_prodigy"
     job = {
         "name": "e_prodigy",
@@ -105,19 +104,19 @@ def build_prodigy_run(shared: Path, root: Path, *, tensorboard: bool = True) -> 
 
 
 @pytest.fixture
-def prodigy_run(shared_dir: Path, tmp_path: Path) -> Path:
-    return build_prodigy_run(shared_dir, tmp_path)
+def prodigy_run(captures_dir: Path, tmp_path: Path) -> Path:
+    return build_prodigy_run(captures_dir, tmp_path)
 
 
 @pytest.fixture
-def loras(shared_dir: Path) -> Path:
-    return shared_dir / "fixtures" / "loras"
+def loras(captures_dir: Path) -> Path:
+    return captures_dir / "loras"
 
 
 @pytest.fixture
-def lora_metadata(shared_dir: Path) -> dict[str, dict[str, object]]:
+def lora_metadata(captures_dir: Path) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
-    for path in sorted((shared_dir / "fixtures" / "lora-metadata").glob("*.json")):
+    for path in sorted((captures_dir / "lora-metadata").glob("*.json")):
         for key, info in json.loads(path.read_text()).items():
             out[Path(key).name] = info
     return out

@@ -1,5 +1,5 @@
-"""`inspect_lora` and `lora inspect` on real sd-scripts/LyCORIS outputs (shared/fixtures/loras,
-lora-metadata) and on files without ss_* metadata."""
+"""`inspect_lora` and `lora inspect` on real sd-scripts/LyCORIS outputs
+(tests/fixtures/sd-scripts: loras, lora-metadata) and on files without ss_* metadata."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`inspect_lora` / `lora_info_from_metadata` on the less common shapes of real metadata.
 
-Files are the real outputs in ../shared/fixtures/loras, or safetensors headers built exactly as
-the format defines them (8-byte little-endian header length, then the JSON header with
+Files are the real outputs in tests/fixtures/sd-scripts/loras, or safetensors headers built exactly
+as the format defines them (8-byte little-endian header length, then the JSON header with
 ``__metadata__`` and one ``{"dtype", "shape", "data_offsets"}`` entry per tensor, then the data).
 Metadata strings follow what sd-scripts writes (train_network.py ``ss_*`` keys, JSON in strings).
 """

@@ -121,18 +121,18 @@ class TestProdigyRun:
         assert first.epoch == 1 and not first.exists and first.size_bytes is None
 
 
-def test_tensorboard_reader(shared_dir: Path) -> None:
+def test_tensorboard_reader(captures_dir: Path) -> None:
     pytest.importorskip("tensorboard")
-    folder = shared_dir / "fixtures" / "run-outputs" / "e_prodigy" / "tb" / TB_RUN / "network_train"
+    folder = captures_dir / "run-outputs" / "e_prodigy" / "tb" / TB_RUN / "network_train"
     scalars = read_tensorboard_scalars(folder)
     assert {"loss/current", "loss/average", "loss/epoch_average", "lr/unet"} <= set(scalars)
     assert [s for s, _ in scalars["loss/epoch_average"]] == [1, 2]  # logged at step = epoch
     assert len(scalars["loss/current"]) == 8
 
 
-def test_tensorboard_reader_without_package(shared_dir: Path, no_tensorboard: None) -> None:
+def test_tensorboard_reader_without_package(captures_dir: Path, no_tensorboard: None) -> None:
     with pytest.raises(TensorBoardMissing, match="kohya-orchestrator\\[tensorboard\\]"):
-        read_tensorboard_scalars(shared_dir)
+        read_tensorboard_scalars(captures_dir)
 
 
 class TestFindTensorboardDir:
@@ -301,9 +301,9 @@ class TestRunsCli:
         assert "runs compare" in capsys.readouterr().err
 
     def test_pictures_without_samples(
-        self, shared_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        self, captures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        run = build_prodigy_run(shared_dir, tmp_path, tensorboard=False)
+        run = build_prodigy_run(captures_dir, tmp_path, tensorboard=False)
         out_dir = run_outputs(run).output_dir
         assert out_dir is not None
         shutil.rmtree(out_dir / "sample")

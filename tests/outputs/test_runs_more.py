@@ -19,8 +19,8 @@ RUN_ID = "20261124-100000-g_sigint"
 
 
 @pytest.fixture
-def interrupted_run(shared_dir: Path, tmp_path: Path) -> Path:
-    capture = shared_dir / "fixtures" / "sd-scripts-logs" / "g_sigint_accelerate_group"
+def interrupted_run(captures_dir: Path, tmp_path: Path) -> Path:
+    capture = captures_dir / "sd-scripts-logs" / "g_sigint_accelerate_group"
     events = list(parse_log((capture / "combined").read_bytes().decode("utf-8")))
     events.append(
         RunFinished(
@@ -80,9 +80,9 @@ def test_show_an_interrupted_run(
 
 
 def test_show_a_crash_without_a_remedy(
-    shared_dir: Path, interrupted_run: Path, capsys: pytest.CaptureFixture[str]
+    captures_dir: Path, interrupted_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    capture = shared_dir / "fixtures" / "sd-scripts-logs" / "f_badargs_lora"
+    capture = captures_dir / "sd-scripts-logs" / "f_badargs_lora"
     events = list(parse_log((capture / "combined").read_bytes().decode("utf-8")))
     events = [e.model_copy(update={"seq": i}) for i, e in enumerate(events)]
     (interrupted_run / "events.jsonl").write_text(dump_events_jsonl(events))

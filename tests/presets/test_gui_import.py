@@ -1,8 +1,9 @@
 """kohya_ss GUI presets and saved configs (JSON) imported as presets: key mapping, the GUI's traps
 fixed and reported, unmapped keys reported, and the result runs as `preset FILE.toml`.
 
-The GUI files here are written for these tests from the documented format
-(../shared/docs/peers.md sections 2.3-2.5), not copied from the GUI.
+The GUI files here are written for these tests from the GUI's preset JSON format (form field
+names as keys; the mapping is in docs/presets.md, "Importing kohya_ss GUI presets"), not copied
+from the GUI.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """kohya_ss GUI files: value coercion (numbers and booleans as the GUI writes them), the less
 common form fields, and every error and warning the importer reports.
 
-The GUI objects are written from the documented format (../shared/docs/peers.md 2.3-2.5): form
-field names as keys, numbers as numbers or strings, options as one space-separated string.
+The GUI objects are written from the GUI's preset JSON format (docs/presets.md, "Importing kohya_ss
+GUI presets"): form field names as keys, numbers as numbers or strings, options as one
+space-separated string.
 """
 
 from __future__ import annotations

@@ -359,8 +359,8 @@ def fake_install() -> Install:
     )
 
 
-def _replay(monkeypatch: pytest.MonkeyPatch, shared: Path, out: Path) -> None:
-    replay = shared / "fixtures" / "sd-scripts-logs" / "b_loha_preset" / "chunks.jsonl"
+def _replay(monkeypatch: pytest.MonkeyPatch, captures: Path, out: Path) -> None:
+    replay = captures / "sd-scripts-logs" / "b_loha_preset" / "chunks.jsonl"
     monkeypatch.setenv("FAKE_SD_SCRIPTS_REPLAY", str(replay))
     monkeypatch.setenv("FAKE_SD_SCRIPTS_ARGS", "--speed 0")
     monkeypatch.setenv("FAKE_SD_SCRIPTS_OUTPUT_DIR", str(out))
@@ -375,7 +375,7 @@ def _train(job, install: Install, runs: Path):
 
 
 def test_a_preset_job_trains_with_the_stand_in_trainer(
-    shared_dir: Path,
+    captures_dir: Path,
     paintings: Path,
     tmp_path: Path,
     fake_install: Install,
@@ -383,7 +383,7 @@ def test_a_preset_job_trains_with_the_stand_in_trainer(
 ) -> None:
     model = tmp_path / "sd15.safetensors"
     model.write_bytes(b"")
-    _replay(monkeypatch, shared_dir, tmp_path / "out")
+    _replay(monkeypatch, captures_dir, tmp_path / "out")
     built = preset_job(
         "oilpaint",
         data=paintings,
@@ -400,7 +400,7 @@ def test_a_preset_job_trains_with_the_stand_in_trainer(
 
 
 def test_preset_cli_trains_when_data_and_an_install_are_given(
-    shared_dir: Path,
+    captures_dir: Path,
     paintings: Path,
     tmp_path: Path,
     fake_install: Install,
@@ -412,7 +412,7 @@ def test_preset_cli_trains_when_data_and_an_install_are_given(
 
     model = tmp_path / "sd15.safetensors"
     model.write_bytes(b"")
-    _replay(monkeypatch, shared_dir, tmp_path / "out")
+    _replay(monkeypatch, captures_dir, tmp_path / "out")
     monkeypatch.setattr(environment, "find_install", lambda *a, **k: fake_install)
     calls = []
 

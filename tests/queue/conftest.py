@@ -1,8 +1,8 @@
 """Queue test helpers: a stand-in trainer that behaves per job, jobs, and a runner using it.
 
 Nothing here trains: the stand-in (fake_trainer/train_network.py) replays real sd-scripts captures
-from ../shared/fixtures/sd-scripts-logs. There is no real CUDA out-of-memory capture, so the OOM
-replay is derived from the real f_badargs_lora capture with its exception line replaced by a
+from tests/fixtures/sd-scripts/sd-scripts-logs. There is no real CUDA out-of-memory capture, so the
+OOM replay is derived from the real f_badargs_lora capture with its exception line replaced by a
 torch OOM line (see :func:`fake`).
 """
 
@@ -72,13 +72,13 @@ class FakeLab:
 
 
 @pytest.fixture
-def fake(tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch) -> FakeLab:
+def fake(tmp_path: Path, captures_dir: Path, monkeypatch: pytest.MonkeyPatch) -> FakeLab:
     """The stand-in's folder. Writes the derived OOM replay: the real f_badargs_lora capture
     (chunks.jsonl) with its exception line replaced by a torch CUDA out-of-memory line."""
     folder = tmp_path / "fake"
     folder.mkdir()
     monkeypatch.setenv("QUEUE_FAKE_DIR", str(folder))
-    logs = shared_dir / "fixtures" / "sd-scripts-logs"
+    logs = captures_dir / "sd-scripts-logs"
     rows = []
     for line in (logs / "f_badargs_lora" / "chunks.jsonl").read_text("utf-8").splitlines():
         row = json.loads(line)
