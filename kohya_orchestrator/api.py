@@ -16,6 +16,17 @@ from .sinks import CallbackSink, EventSink
 __all__ = ["iter_events", "start", "train"]
 
 
+def _progress_sink() -> EventSink:
+    """A live bar in the Jupyter cell inside a kernel, else rich's bars on the terminal."""
+    from .ui.notebook import NotebookProgressSink, in_notebook
+
+    if in_notebook():
+        return NotebookProgressSink()
+    from .ui.progress import RichProgressSink
+
+    return RichProgressSink()
+
+
 def start(
     job: TrainingJob,
     *,
@@ -27,12 +38,14 @@ def start(
     show_progress: bool = False,
     watchdogs: Watchdogs | None = None,
 ) -> Run:
-    """Start training ``job`` in the background; see :class:`~kohya_orchestrator.run.Run`."""
+    """Start training ``job`` in the background; see :class:`~kohya_orchestrator.run.Run`.
+
+    ``show_progress`` draws a live bar: in a Jupyter cell inside a notebook kernel
+    (:class:`~kohya_orchestrator.ui.notebook.NotebookProgressSink`), else on the terminal.
+    """
     sinks: list[EventSink] = []
     if show_progress:
-        from .ui.progress import RichProgressSink
-
-        sinks.append(RichProgressSink())
+        sinks.append(_progress_sink())
     if on_event is not None:
         sinks.append(CallbackSink(on_event))
     return _start(
