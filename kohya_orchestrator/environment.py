@@ -11,7 +11,8 @@ the search, so a stale setting never silently falls through to another install:
 2. ``$KOHYA_SD_SCRIPTS``,
 3. ``sd_scripts = "..."`` in ``~/.config/kohya_orchestrator/config.toml``,
 4. known layouts under the search roots: the ones passed in, then the current directory,
-   ``~/kohya_ss``, ``~/LoRA_Easy_Training_Scripts``, ``~/fluxgym`` and ``~/sd-scripts``.
+   ``~/kohya_ss``, ``~/LoRA_Easy_Training_Scripts``, ``~/fluxgym``, ``~/sd-scripts`` and
+   ``~/kohya-sd-scripts`` (where ``install`` puts one by default).
 
 The Python is the argument ``python``, else ``$KOHYA_PYTHON``, else ``python = "..."`` from the
 config file (layout ``explicit``), else the layout's venv, else ``$CONDA_PREFIX`` (layout
@@ -33,6 +34,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kohya_orchestrator.errors import SetupError
+from kohya_orchestrator.installer.plan import MARKER as INSTALL_MARKER
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,6 +61,7 @@ __all__ = [
 ]
 
 Layout = Literal[
+    "kohya_orchestrator",
     "kohya_ss_gui", "bare_sd_scripts", "lora_easy_training_scripts", "fluxgym", "conda", "explicit"
 ]
 Source = Literal["argument", "env", "config", "search"]
@@ -329,6 +332,8 @@ def _venv_candidates(sd_dir: Path, root: Path, kind: str) -> list[tuple[Layout, 
     ]
     if kind == "bare":
         return own
+    if (root / INSTALL_MARKER).is_file():  # made by `install`: DIR/sd-scripts + DIR/venv
+        return [*own, ("kohya_orchestrator", root, root / "venv")]
     # A checkout with its own venv is a bare one, whatever its folder is called.
     return [
         *own,
@@ -477,7 +482,13 @@ def _default_roots(env: Mapping[str, str]) -> list[Path]:
     if home is not None:
         roots += [
             home / name
-            for name in ("kohya_ss", "LoRA_Easy_Training_Scripts", "fluxgym", "sd-scripts")
+            for name in (
+                "kohya_ss",
+                "LoRA_Easy_Training_Scripts",
+                "fluxgym",
+                "sd-scripts",
+                "kohya-sd-scripts",  # the default folder of `install`
+            )
         ]
     return roots
 

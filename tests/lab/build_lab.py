@@ -1,0 +1,130 @@
+"""Build the real-trainer lab the e2e tests run on (``pytest -m e2e``), on a CPU.
+
+    python tests/lab/build_lab.py [--from GIT] [--dir DIR]
+
+It is ``python -m kohya_orchestrator install`` (the same code: sd-scripts at the tested commit, a
+venv with CPU torch, sd-scripts' requirements, lycoris-lora, onnxruntime) into
+``$KOHYA_E2E_DIR`` (default ``~/.cache/kohya_orchestrator/e2e``), plus what a test needs and no
+machine without a network has: an offline CLIP tokenizer (``tokcache/``), a random-weight
+full-size SD1.5 model (``models/sd15-random-diffusers/``) and a tiny captioned dataset
+(``data/img/2_oilpaint style/``). ``READY`` is written last and lists the versions. Idempotent:
+a rerun skips what is done (a few seconds). About 6 GB of disk.
+
+``--from`` takes a git URL or a local git directory of kohya-ss/sd-scripts (default: GitHub; also
+read from ``$SD_SCRIPTS_GIT_DIR``). Torch: the CPU build from download.pytorch.org; where that
+cannot be reached, the torch on pip's own index (``--torch-packages``/``--torch-index`` choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout without installing the package
+
+from kohya_orchestrator.errors import SetupError  # noqa: E402
+from kohya_orchestrator.installer import (  # noqa: E402
+    DEFAULT_SOURCE,
+    PINNED_COMMIT,
+    InstallOptions,
+    StepReport,
+    run_install,
+)
+
+DEFAULT_DIR = Path.home() / ".cache" / "kohya_orchestrator" / "e2e"
+OPEN_CLIP = "open-clip-torch==3.3.0"  # carries CLIP's BPE vocabulary (the tokenizer's source)
+# Where download.pytorch.org is out of reach: pip's own index, this torch (runs on the CPU).
+FALLBACK_TORCH = ("torch==2.14.1", "torchvision==0.29.1")
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=8):
+            return True
+    except OSError:
+        return False
+
+
+def _show(r: StepReport) -> None:
+    if r.status == "start":
+        print(f"[{r.index}/{r.total}] {r.step}: {r.detail}", flush=True)
+    elif r.status != "progress":
+        print(f"      {r.status}: {r.detail}", flush=True)
+
+
+def _run(argv: list[str], **kw: object) -> None:
+    print("      $ " + " ".join(argv), flush=True)
+    subprocess.run(argv, check=True, **kw)  # type: ignore[call-overload]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--from", dest="source", default=os.environ.get("SD_SCRIPTS_GIT_DIR"))
+    p.add_argument("--dir", default=os.environ.get("KOHYA_E2E_DIR") or str(DEFAULT_DIR))
+    p.add_argument("--ref", default=PINNED_COMMIT)
+    p.add_argument("--lycoris", default="4.1.3", metavar="VERSION", help="lycoris-lora version")
+    p.add_argument("--torch-packages", default=None)
+    p.add_argument("--torch-index", default=None)
+    args = p.parse_args(argv)
+    lab = Path(args.dir).expanduser().resolve()
+
+    packages: tuple[str, ...] = tuple((args.torch_packages or "").split())
+    index = args.torch_index
+    if not packages and index is None and not _reachable("https://download.pytorch.org/whl/cpu/"):
+        packages, index = FALLBACK_TORCH, "pypi"
+        print(f"download.pytorch.org cannot be reached: {' '.join(packages)} from pip's index")
+    options = InstallOptions(
+        target=lab,
+        source=args.source or DEFAULT_SOURCE,
+        ref=args.ref,
+        torch_build="cpu",
+        torch_packages=packages,
+        torch_index=index,
+        extras=(f"lycoris-lora=={args.lycoris}", "onnx", "onnxruntime"),
+        register=False,
+    )
+    try:
+        result = run_install(options, _show)
+    except SetupError as exc:
+        print(f"lab: {exc}", file=sys.stderr)
+        return 2
+    py = str(result.python)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+    print("[lab] CLIP tokenizer", flush=True)
+    tok = lab / "tokcache" / "openai_clip-vit-large-patch14"
+    if not (tok / "vocab.json").is_file():
+        _run([py, "-m", "pip", "download", "-q", "--no-deps", "-d", str(lab / "dl"), OPEN_CLIP])
+        (wheel,) = (lab / "dl").glob("open_clip_torch-*.whl")
+        _run([py, str(HERE / "make_tokenizer.py"), str(wheel), str(tok)], env=env)
+
+    print("[lab] random-weight SD1.5 model", flush=True)
+    model = lab / "models" / "sd15-random-diffusers"
+    if not (model / "model_index.json").is_file():
+        model.parent.mkdir(parents=True, exist_ok=True)
+        _run([py, str(HERE / "make_random_sd15.py"), str(tok), str(model)], env=env)
+
+    print("[lab] tiny dataset", flush=True)
+    if not (lab / "data" / "img" / "2_oilpaint style").is_dir():
+        _run([py, str(HERE / "make_dataset.py"), str(lab / "data"), "64"])
+
+    ready = {
+        "sd_scripts_commit": result.commit,
+        "torch_build": result.torch.build,
+        **{k: v for k, v in result.versions.items()},
+    }
+    tmp = lab / "READY.tmp"
+    tmp.write_text(json.dumps(ready, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(lab / "READY")
+    print(f"lab ready at {lab}: " + ", ".join(f"{k} {v}" for k, v in ready.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
