@@ -1,4 +1,4 @@
-"""`python -m kohya_orchestrator`: argparse verbs and the one error handler.
+"""`python -m kohya_orchestrator`, `kohya-orch` once installed: argparse verbs, one error handler.
 
 User errors (OrchestratorError subclasses) print a message and exit with their code (2 for bad
 input), never a traceback. Anything unexpected exits 3 and saves the traceback to
@@ -47,6 +47,10 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
     "plan": ("plan", "exact steps, epochs and buckets sd-scripts will run"),
     "dataset": ("dataset", "lay out, inspect and caption kohya dataset folders"),
+    "install": (
+        "install",
+        "create a kohya-ss sd-scripts install (checkout, venv, torch, requirements)",
+    ),
     "doctor": ("doctor", "check the sd-scripts install, its Python, torch, GPU and packages"),
     "runs": ("runs", "list run directories or show one"),
     "lora": ("lora", "inspect a trained LoRA file's metadata (header only, no torch)"),
@@ -63,15 +67,26 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+def _prog() -> str:
+    """The command as the user typed it: ``kohya-orch`` (the console script) or ``python -m``."""
+    name = sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] if sys.argv else ""
+    return "kohya-orch" if name.startswith("kohya-orch") else "python -m kohya_orchestrator"
+
+
 def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m kohya_orchestrator",
+        prog=_prog(),
         description="Typed jobs, exact TOML rendering, launching and live progress for "
         "kohya-ss sd-scripts LoRA training.",
-        epilog="examples:\n"
+        epilog="examples (paths from the repository root; docs/examples/oilpaint.toml is an "
+        "example job\nwith a tiny demo dataset):\n"
         "  python -m kohya_orchestrator preset oilpaint\n"
-        "  python -m kohya_orchestrator validate job.toml --set network.network_dim=16\n"
-        "  python -m kohya_orchestrator render job.toml --out rendered/",
+        "  python -m kohya_orchestrator validate docs/examples/oilpaint.toml "
+        "--set network.network_dim=16\n"
+        "  python -m kohya_orchestrator render docs/examples/oilpaint.toml --out rendered/\n\n"
+        "Once the package is installed (python -m pip install .), kohya-orch is the same "
+        "command:\n"
+        "  kohya-orch preset oilpaint",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )

@@ -15,12 +15,12 @@ if TYPE_CHECKING:
 
 _EPILOG = (
     "examples:\n"
-    '  python -m kohya_orchestrator dataset create ~/raw/oil --repeats 20 --name "zengxin '
-    'oilpaint" --into ~/data/train --max-per-subset 100\n'
-    "  python -m kohya_orchestrator dataset inspect ~/data/train --resolution 512 --trigger zengxin\n"
-    "  python -m kohya_orchestrator dataset captions ~/data/train/20_zengxin\\ oilpaint add zengxin "
+    '  python -m kohya_orchestrator dataset create "docs/examples/img/10_zengxin oilpaint" '
+    '--repeats 20 --name "zengxin oilpaint" --into data/train --max-per-subset 100\n'
+    "  python -m kohya_orchestrator dataset inspect data/train --resolution 512 --trigger zengxin\n"
+    "  python -m kohya_orchestrator dataset captions data/train/20_zengxin\\ oilpaint add zengxin "
     "--front --dry-run\n\n"
-    "next: python -m kohya_orchestrator plan --train-dir ~/data/train --batch-size 2 --epochs 10"
+    "next: python -m kohya_orchestrator plan --train-dir data/train --batch-size 2 --epochs 10"
 )
 
 
@@ -45,10 +45,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "are never overwritten. With --max-per-subset, more images than that are split evenly "
         "into '<repeats>_<name>', '<repeats>_<name> 2', ... (by file name).",
         epilog="examples:\n"
-        '  python -m kohya_orchestrator dataset create raw/ --repeats 20 --name "zengxin '
-        'oilpaint" --into data/train\n'
+        '  python -m kohya_orchestrator dataset create "docs/examples/img/10_zengxin oilpaint" '
+        '--repeats 20 --name "zengxin oilpaint" --into data/train\n'
         "  python -m kohya_orchestrator dataset create raw/ --repeats 10 --name sks --into "
-        "data/train --link --max-per-subset 100\n\n"
+        "data/train --link --max-per-subset 100   # raw/: your flat folder\n\n"
         "next: python -m kohya_orchestrator dataset inspect data/train",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -76,9 +76,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "duplicates, CMYK/16-bit/transparent images, missing or broken captions, skipped "
         "folders. Exit 1 when sd-scripts would fail on the data.",
         epilog="examples:\n"
-        "  python -m kohya_orchestrator dataset inspect data/train --reg data/reg\n"
-        "  python -m kohya_orchestrator dataset inspect data/train/20_style --json\n\n"
-        "next: python -m kohya_orchestrator plan --train-dir data/train --epochs 10",
+        "  python -m kohya_orchestrator dataset inspect docs/examples/img\n"
+        '  python -m kohya_orchestrator dataset inspect "docs/examples/img/10_zengxin oilpaint" '
+        "--json\n"
+        "  python -m kohya_orchestrator dataset inspect data/train --reg data/reg\n\n"
+        "next: python -m kohya_orchestrator plan --train-dir docs/examples/img --epochs 10",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
@@ -101,7 +103,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog="examples:\n"
         '  python -m kohya_orchestrator dataset captions "data/train/20_zengxin oilpaint" add '
         "zengxin --front\n"
-        "  python -m kohya_orchestrator dataset captions data/train replace 'oil painting' "
+        "  python -m kohya_orchestrator dataset captions docs/examples/img replace 'oil painting' "
         "'oil painting (medium)' --dry-run\n\n"
         "next: python -m kohya_orchestrator dataset inspect data/train",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -132,7 +134,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "~/models/wd-v1-4-moat-tagger-v2 --always-first-tags 'zengxin oilpaint'\n"
         "  python -m kohya_orchestrator dataset tag img/20_x --repo-id "
         "SmilingWolf/wd-v1-4-moat-tagger-v2 --model-dir models/wd14 --dry-run\n\n"
-        "next: python -m kohya_orchestrator dataset captions DIR add TRIGGER --front",
+        'next: python -m kohya_orchestrator dataset captions "img/20_zengxin oilpaint" add '
+        "zengxin --front",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )

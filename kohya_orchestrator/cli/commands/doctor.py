@@ -30,7 +30,7 @@ examples:
   python -m kohya_orchestrator doctor
   python -m kohya_orchestrator doctor --sd-scripts ~/kohya_ss --json > doctor.json
 
-next step: python -m kohya_orchestrator validate JOB.toml
+next step: python -m kohya_orchestrator validate docs/examples/oilpaint.toml --sd-scripts ~/kohya_ss
 """
 
 _MARKS = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]⨯[/red]"}

@@ -17,8 +17,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "job file. Keys sd-scripts would silently ignore are reported; keys it knows but the job "
         "format does not model are kept under [extra_args].",
         epilog="examples:\n"
-        "  python -m kohya_orchestrator import-config config_lora.toml --out job.toml\n"
-        "  python -m kohya_orchestrator import-config config.toml --dataset dataset.toml --family sdxl\n\n"
+        "  python -m kohya_orchestrator import-config rendered/config.toml "
+        "--dataset rendered/dataset.toml --out job.toml   # what render wrote\n"
+        "  python -m kohya_orchestrator import-config config_lora.toml --family sdxl"
+        "   # a kohya_ss GUI config: print the job\n\n"
         "next: python -m kohya_orchestrator validate job.toml",
         formatter_class=RAW,
     )

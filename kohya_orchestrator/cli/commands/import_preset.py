@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "written (over a placeholder model and data when the file names none).",
         epilog="examples:\n"
         "  python -m kohya_orchestrator import-preset my_loha.json --out my_loha.toml\n"
-        "  python -m kohya_orchestrator import-preset saved_config.json   (print it)\n\n"
+        "  python -m kohya_orchestrator import-preset saved_config.json   # print it\n\n"
         "next: python -m kohya_orchestrator preset my_loha.toml --data img --dry-run",
         formatter_class=RAW,
     )

@@ -28,7 +28,7 @@ examples:
   python -m kohya_orchestrator lora inspect out/my_style-000004.safetensors --tags 20
   python -m kohya_orchestrator lora inspect out/my_style.safetensors --json | jq .algo
 
-next: python -m kohya_orchestrator runs compare RUN RUN ... (several runs side by side)
+next: python -m kohya_orchestrator runs compare runs/*-ia3 runs/*-loha   # several runs side by side
 """
 
 

@@ -20,11 +20,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "steps = (image_nums * repeat) * epochs / batch_size with your numbers, and why "
         "sd-scripts' real count differs. Exit 1 when sd-scripts would fail on the data.",
         epilog="examples:\n"
-        "  python -m kohya_orchestrator plan job.toml\n"
-        "  python -m kohya_orchestrator plan job.toml --set dataset.batch_size=4 --json\n"
+        "  python -m kohya_orchestrator plan docs/examples/oilpaint.toml\n"
+        "  python -m kohya_orchestrator plan docs/examples/oilpaint.toml "
+        "--set dataset.batch_size=4 --json\n"
+        "  python -m kohya_orchestrator plan --train-dir docs/examples/img "
+        "--resolution 512 --batch-size 2 --epochs 10\n"
         "  python -m kohya_orchestrator plan --train-dir data/train --reg-dir data/reg "
-        "--resolution 512 --batch-size 2 --epochs 10\n\n"
-        "next: python -m kohya_orchestrator dataset inspect DIR (to fix what the plan warns about)",
+        "--epochs 10   # with regularisation images\n\n"
+        "next: python -m kohya_orchestrator dataset inspect docs/examples/img"
+        "   # to fix what the plan warns about",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )

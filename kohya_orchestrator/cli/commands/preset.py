@@ -29,11 +29,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "'extends' the shipped ones (docs/presets.md).",
         epilog="examples:\n"
         "  python -m kohya_orchestrator preset list\n"
-        "  python -m kohya_orchestrator preset oilpaint            (bundled demo data, plan only)\n"
-        "  python -m kohya_orchestrator preset oilpaint --data img --model sd15.safetensors\n"
-        "  python -m kohya_orchestrator preset sdxl-style --data img --vram 12 --dry-run\n"
+        "  python -m kohya_orchestrator preset oilpaint   # bundled demo data, plan only\n"
+        "  python -m kohya_orchestrator preset oilpaint --data docs/examples/img --dry-run\n"
+        "  python -m kohya_orchestrator preset oilpaint --data img --model sd15.safetensors"
+        "   # your data: trains\n"
+        "  python -m kohya_orchestrator preset sdxl-style --data docs/examples/img --vram 12 "
+        "--dry-run\n"
+        "  python -m kohya_orchestrator preset show oilpaint\n"
         "  python -m kohya_orchestrator preset copy oilpaint my_job.toml\n\n"
-        "next: python -m kohya_orchestrator validate my_job.toml",
+        "next: add your [[dataset.subsets]] to my_job.toml, then: "
+        "python -m kohya_orchestrator validate my_job.toml",
         formatter_class=RAW,
     )
     parser.add_argument(

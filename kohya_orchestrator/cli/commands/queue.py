@@ -17,12 +17,13 @@ HELP = (
 
 _EPILOG = (
     "examples:\n"
-    "  python -m kohya_orchestrator queue add a.toml b.toml --set training.max_train_epochs=4\n"
+    "  python -m kohya_orchestrator queue add docs/examples/oilpaint.toml "
+    "--set training.max_train_epochs=4\n"
     "  python -m kohya_orchestrator queue run --gpus 0,1\n"
     "  python -m kohya_orchestrator queue list\n"
     "  python -m kohya_orchestrator queue retry 3 --resume\n"
     "  python -m kohya_orchestrator queue export-slurm --partition gpu --time 04:00:00\n\n"
-    "next: python -m kohya_orchestrator runs show RUN (each job has its own run directory)"
+    "next: python -m kohya_orchestrator runs show latest   # each job has its own run directory"
 )
 
 
@@ -79,7 +80,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="validate jobs and copy them into the queue",
         description="Validate each job file (with --set overrides) and queue a frozen copy, all "
         "or none.",
-        epilog="example:\n  python -m kohya_orchestrator queue add a.toml b.toml\n\n"
+        epilog="examples:\n  python -m kohya_orchestrator queue add docs/examples/oilpaint.toml\n"
+        "  python -m kohya_orchestrator queue add a.toml b.toml   # several jobs: all or none\n\n"
         "next: python -m kohya_orchestrator queue run",
         formatter_class=RAW,
     )
@@ -92,7 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="show the queued jobs and their status",
         description="Every job with its status, attempts, GPU, run directory and reason.",
         epilog="example:\n  python -m kohya_orchestrator queue list --sweep oilpaint-20261201-"
-        "101500\n\nnext: python -m kohya_orchestrator runs show RUN",
+        "101500\n\nnext: python -m kohya_orchestrator runs show latest",
         formatter_class=RAW,
     )
     add_queue_option(ls)
@@ -152,7 +154,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "'train --gpus 0,1').",
         epilog="examples:\n"
         "  python -m kohya_orchestrator queue export-slurm --partition gpu --time 04:00:00\n"
-        "  python -m kohya_orchestrator queue export-slurm --sweep NAME --out sweep.sbatch "
+        "  python -m kohya_orchestrator queue export-slurm --sweep dims --out sweep.sbatch "
         "--max-parallel 4\n\nnext: sbatch FILE",
         formatter_class=RAW,
     )

@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "written when the job has a problem.",
         epilog="examples:\n"
         "  python -m kohya_orchestrator render docs/examples/oilpaint.toml --out rendered/\n"
-        "  python -m kohya_orchestrator render job.toml --out r/ --set training.max_train_epochs=4\n\n"
+        "  python -m kohya_orchestrator render docs/examples/oilpaint.toml --out r/ "
+        "--set training.max_train_epochs=4\n\n"
         "then: accelerate launch train_network.py --config_file rendered/config.toml",
         formatter_class=RAW,
     )

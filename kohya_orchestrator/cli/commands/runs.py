@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "  python -m kohya_orchestrator runs show latest --sheet --loss-curve\n"
         "  python -m kohya_orchestrator runs pictures latest\n"
         "  python -m kohya_orchestrator runs compare runs/*-ia3 runs/*-loha runs/*-lokr\n"
-        "\nnext: python -m kohya_orchestrator lora inspect FILE (a checkpoint's metadata)",
+        "\nnext: python -m kohya_orchestrator lora inspect out/my_style.safetensors"
+        "   # a checkpoint's metadata",
         formatter_class=RAW,
     )
     parser.add_argument(

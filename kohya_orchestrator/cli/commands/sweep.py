@@ -27,11 +27,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "not take are dropped with a note. Only disk latent caches (cache_latents_to_disk) are "
         "shared between sd-scripts runs: --share-latent-cache turns that on.",
         epilog="examples:\n"
-        "  python -m kohya_orchestrator sweep job.toml --grid network.algo=loha,lokr,ia3 "
-        "--grid optimizer.learning_rate=1.0,0.5 --dry-run\n"
-        "  python -m kohya_orchestrator sweep job.toml --grid network.network_dim=8,16,32 "
-        "--run --gpus 0,1\n\n"
-        "next: python -m kohya_orchestrator queue export-slurm --sweep NAME (a cluster)",
+        "  python -m kohya_orchestrator sweep docs/examples/oilpaint.toml "
+        "--grid network.algo=loha,lokr,ia3 --grid optimizer.learning_rate=1.0,0.5 --dry-run\n"
+        "  python -m kohya_orchestrator sweep docs/examples/oilpaint.toml "
+        "--grid network.network_dim=8,16,32 --name dims\n"
+        "  python -m kohya_orchestrator sweep docs/examples/oilpaint.toml "
+        "--grid network.network_dim=8,16,32 --run --gpus 0,1\n\n"
+        "next: python -m kohya_orchestrator queue export-slurm --sweep dims   # on a cluster",
         formatter_class=RAW,
         allow_abbrev=False,
     )

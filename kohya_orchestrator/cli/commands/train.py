@@ -25,10 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "Ctrl-C cancels the whole process tree (exit 130). Exit 0 only when training succeeded "
         "and the final model file exists.",
         epilog="examples:\n"
-        "  python -m kohya_orchestrator train job.toml\n"
-        "  python -m kohya_orchestrator train job.toml --sd-scripts ~/kohya_ss --runs runs/\n"
-        "  python -m kohya_orchestrator train job.toml --gpus 0,1   (two processes)\n\n"
-        "next: python -m kohya_orchestrator runs show RUN",
+        "  python -m kohya_orchestrator train docs/examples/oilpaint.toml\n"
+        "  python -m kohya_orchestrator train my_job.toml --sd-scripts ~/kohya_ss --runs runs/\n"
+        "  python -m kohya_orchestrator train my_job.toml --gpus 0,1   # two processes\n\n"
+        "next: python -m kohya_orchestrator runs show latest",
         formatter_class=RAW,
     )
     parser.add_argument("job", metavar="JOB.toml", help="the job file")

@@ -18,9 +18,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "exit 2 when there is one.",
         epilog="examples:\n"
         "  python -m kohya_orchestrator validate docs/examples/oilpaint.toml\n"
-        "  python -m kohya_orchestrator validate job.toml --set network.algo=lokr\n"
-        "  python -m kohya_orchestrator validate job.toml --sd-scripts ~/kohya_ss\n\n"
-        "next: python -m kohya_orchestrator render job.toml --out rendered/",
+        "  python -m kohya_orchestrator validate docs/examples/oilpaint.toml "
+        "--set network.algo=lokr\n"
+        "  python -m kohya_orchestrator validate docs/examples/oilpaint.toml "
+        "--sd-scripts ~/kohya_ss\n\n"
+        "next: python -m kohya_orchestrator render docs/examples/oilpaint.toml --out rendered/",
         formatter_class=RAW,
     )
     parser.add_argument("job", metavar="JOB.toml", help="the job file")
