@@ -62,7 +62,12 @@ __all__ = [
 
 Layout = Literal[
     "kohya_orchestrator",
-    "kohya_ss_gui", "bare_sd_scripts", "lora_easy_training_scripts", "fluxgym", "conda", "explicit"
+    "kohya_ss_gui",
+    "bare_sd_scripts",
+    "lora_easy_training_scripts",
+    "fluxgym",
+    "conda",
+    "explicit",
 ]
 Source = Literal["argument", "env", "config", "search"]
 CheckStatus = Literal["ok", "warn", "fail"]

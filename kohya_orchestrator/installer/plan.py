@@ -165,7 +165,7 @@ def choose_torch(
         torch, vision = _CPU_BUILD
     else:
         _, _, torch, vision = next(b for b in _CUDA_BUILDS if b[1] == tag)
-    chosen = (f"torch=={torch}", f"torchvision=={vision}")
+    chosen: tuple[str, ...] = (f"torch=={torch}", f"torchvision=={vision}")
     # macOS has no CUDA builds, and PyPI's macOS wheels are the ones with MPS support.
     url: str | None = None if system == "Darwin" else PYTORCH_INDEX + tag
     if packages:

@@ -40,9 +40,7 @@ class TestChooseTorch:
             ((11, 8), "cu118", "torch==2.6.0"),
         ],
     )
-    def test_auto_follows_the_driver(
-        self, cuda: tuple[int, int], build: str, torch: str
-    ) -> None:
+    def test_auto_follows_the_driver(self, cuda: tuple[int, int], build: str, torch: str) -> None:
         choice = choose_torch("auto", cuda, "Linux")
         assert choice.build == build and choice.packages[0] == torch
         assert choice.index_url == f"https://download.pytorch.org/whl/{build}"

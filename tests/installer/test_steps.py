@@ -123,7 +123,14 @@ def test_a_fresh_install(installed: tuple[Path, list[StepReport], object], sourc
     _, commit, _ = source
     steps = [r.step for r in reports if r.status == "start"]
     assert steps == [
-        "machine", "sd-scripts", "venv", "torch", "requirements", "extras", "verify", "finish",
+        "machine",
+        "sd-scripts",
+        "venv",
+        "torch",
+        "requirements",
+        "extras",
+        "verify",
+        "finish",
     ]
     assert {r.step for r in reports if r.status == "done"} == set(steps)
     notes = [r.detail for r in reports if r.status == "note"]
@@ -136,9 +143,7 @@ def test_a_fresh_install(installed: tuple[Path, list[StepReport], object], sourc
     assert (target / "install.log").read_text().count("$ ") >= 5
     # bitsandbytes was left out of a CPU install; the stand-ins are what pip put in the venv.
     py = target / "venv" / "bin" / "python"
-    out = subprocess.run(
-        [str(py), "-c", "import bitsandbytes"], capture_output=True, check=False
-    )
+    out = subprocess.run([str(py), "-c", "import bitsandbytes"], capture_output=True, check=False)
     assert out.returncode != 0
     found = find_install(target, env={})
     assert found is not None and found.layout == "kohya_orchestrator"
@@ -212,7 +217,7 @@ def test_no_git(tmp_path: Path, source, monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_not_enough_disk(tmp_path: Path, source, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10, 9, 10**9))
-    with pytest.raises(SetupError, match="1.0 GB free .* needs about 9 GB"):
+    with pytest.raises(SetupError, match=r"1.0 GB free .* needs about 9 GB"):
         run_install(_options(tmp_path / "i", source), env=_env())
 
 
@@ -261,9 +266,20 @@ def test_the_cli(installed, source, capsys: pytest.CaptureFixture[str], monkeypa
     monkeypatch.setenv("PIP_CONFIG_FILE", __import__("os").devnull)
     code = main(
         [
-            "install", str(target), "--from", str(repo), "--ref", commit, "--torch", "cpu",
-            "--torch-packages", "torch==2.0.0 torchvision==0.1.0", "--torch-index", "pypi",
-            "--pip-arg=--no-index", f"--pip-arg=--find-links={wheels}",
+            "install",
+            str(target),
+            "--from",
+            str(repo),
+            "--ref",
+            commit,
+            "--torch",
+            "cpu",
+            "--torch-packages",
+            "torch==2.0.0 torchvision==0.1.0",
+            "--torch-index",
+            "pypi",
+            "--pip-arg=--no-index",
+            f"--pip-arg=--find-links={wheels}",
         ]
     )
     out, err = capsys.readouterr()
