@@ -216,6 +216,7 @@ class TestNotFound:
               - search root {home / "LoRA_Easy_Training_Scripts"}: does not exist
               - search root {home / "fluxgym"}: does not exist
               - search root {home / "sd-scripts"}: does not exist
+              - search root {home / "kohya-sd-scripts"}: does not exist
               hint: pass --sd-scripts PATH (the kohya_ss folder or its sd-scripts folder), or set KOHYA_SD_SCRIPTS (and KOHYA_PYTHON for a Python outside the usual venv), or write sd_scripts = "..." and python = "..." to {config}"""
         )
         assert info.value.exit_code == 2
