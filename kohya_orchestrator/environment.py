@@ -249,7 +249,8 @@ def require_install(
         hint=(
             "pass --sd-scripts PATH (the kohya_ss folder or its sd-scripts folder), or set "
             f"{ENV_SD_SCRIPTS} (and {ENV_PYTHON} for a Python outside the usual venv), or write "
-            f'sd_scripts = "..." and python = "..." to {cfg}'
+            f'sd_scripts = "..." and python = "..." to {cfg}; no install yet: '
+            "python -m kohya_orchestrator install"
         ),
     )
 

@@ -217,7 +217,7 @@ class TestNotFound:
               - search root {home / "fluxgym"}: does not exist
               - search root {home / "sd-scripts"}: does not exist
               - search root {home / "kohya-sd-scripts"}: does not exist
-              hint: pass --sd-scripts PATH (the kohya_ss folder or its sd-scripts folder), or set KOHYA_SD_SCRIPTS (and KOHYA_PYTHON for a Python outside the usual venv), or write sd_scripts = "..." and python = "..." to {config}"""
+              hint: pass --sd-scripts PATH (the kohya_ss folder or its sd-scripts folder), or set KOHYA_SD_SCRIPTS (and KOHYA_PYTHON for a Python outside the usual venv), or write sd_scripts = "..." and python = "..." to {config}; no install yet: python -m kohya_orchestrator install"""
         )
         assert info.value.exit_code == 2
         assert find_install(env={"HOME": str(home)}) is None

@@ -251,7 +251,8 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     else:
         missing.append(
             "sd-scripts: no kohya install found; pass --sd-scripts PATH (kohya_ss or sd-scripts "
-            "folder) or set KOHYA_SD_SCRIPTS (python -m kohya_orchestrator doctor)"
+            "folder) or set KOHYA_SD_SCRIPTS (python -m kohya_orchestrator doctor), or make one "
+            "with python -m kohya_orchestrator install"
         )
     warnings = job_warnings(job)
     if warnings:
