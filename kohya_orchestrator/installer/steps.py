@@ -200,18 +200,24 @@ class _Installer:
             )
         return text
 
-    def _venv_python_runs(self) -> bool:
+    def _quiet(
+        self, argv: Sequence[str], timeout_s: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a check whose output is not logged; rc -1 when it could not run or timed out."""
         try:
-            done = subprocess.run(
-                [str(self.py), "-m", "pip", "--version"],
+            return subprocess.run(
+                list(argv),
                 capture_output=True,
-                timeout=60,
+                text=True,
+                timeout=timeout_s,
                 check=False,
                 env=self.env,
             )
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return done.returncode == 0
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return subprocess.CompletedProcess(list(argv), -1, "", str(exc))
+
+    def _venv_python_runs(self) -> bool:
+        return self._quiet([str(self.py), "-m", "pip", "--version"], 60).returncode == 0
 
     def _installed(self, dists: Sequence[str]) -> dict[str, str | None]:
         code = (
@@ -325,13 +331,8 @@ class _Installer:
         return head
 
     def _rev(self, ref: str) -> str | None:
-        done = subprocess.run(
-            ["git", "-C", str(self.sd_dir), "rev-parse", "--verify", "-q", f"{ref}^{{commit}}"],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=self.env,
-        )
+        argv = ["git", "-C", str(self.sd_dir), "rev-parse", "--verify", "-q", f"{ref}^{{commit}}"]
+        done = self._quiet(argv, 60)
         return done.stdout.strip() if done.returncode == 0 else None
 
     def make_venv(self) -> None:
@@ -423,13 +424,7 @@ class _Installer:
         # Imported from the sd-scripts folder, as the trainer does.
         code = "import " + ", ".join(modules) + "; import library.train_util"
         self._run([str(self.py), "-c", code], "importing " + ", ".join(modules), cwd=self.sd_dir)
-        done = subprocess.run(
-            [str(self.py), "-m", "pip", "check"],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=self.env,
-        )
+        done = self._quiet([str(self.py), "-m", "pip", "check"])
         if done.returncode != 0:
             first = done.stdout.strip().splitlines()[:3]
             self._note("pip check: " + "; ".join(first))
@@ -440,17 +435,7 @@ class _Installer:
         self._say("done", shown)
 
     def _imports(self, *modules: str) -> bool:
-        try:
-            done = subprocess.run(
-                [str(self.py), "-c", "import " + ", ".join(modules)],
-                capture_output=True,
-                timeout=300,
-                check=False,
-                env=self.env,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return done.returncode == 0
+        return self._quiet([str(self.py), "-c", "import " + ", ".join(modules)]).returncode == 0
 
     def finish(self, commit: str, config_file: Path | None) -> Path | None:
         assert self.torch is not None

@@ -298,3 +298,45 @@ def test_the_cli_reports_a_failure_without_a_traceback(
     assert main(["install", str(tmp_path), "--no-register"]) == 2
     err = capsys.readouterr().err
     assert "not empty and was not made by install" in err and "Traceback" not in err
+
+
+def test_an_existing_checkout_at_another_commit_is_kept_and_reported(installed, source) -> None:
+    target, _, _ = installed
+    head = _git("rev-parse", "HEAD", cwd=target / "sd-scripts")
+    result = run_install(_options(target, source, ref="0" * 40), env=_env())
+    assert result.commit == head
+    assert any(n.startswith(f"kept the existing checkout at {head[:12]}") for n in result.notes)
+
+
+def test_the_venv_python_can_be_chosen(tmp_path: Path, source) -> None:
+    import sys
+
+    reports: list[StepReport] = []
+    opts = _options(tmp_path / "i", source, python=Path(sys.executable), torch_packages=("x==0",))
+    with pytest.raises(SetupError):
+        run_install(opts, reports.append, env=_env())
+    assert f"created with {sys.executable}" in [r.detail for r in reports if r.step == "venv"]
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        (
+            "echo '| NVIDIA-SMI 550.54.14   Driver Version: 550.54.14   CUDA Version: 12.4 |'",
+            (12, 4),
+        ),
+        ("echo 'NVIDIA-SMI has failed'; exit 9", None),
+        (None, None),
+    ],
+)
+def test_detect_cuda_reads_nvidia_smi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str | None, expected: object
+) -> None:
+    from kohya_orchestrator.installer import detect_cuda
+
+    if script is not None:
+        exe = tmp_path / "nvidia-smi"
+        exe.write_text(f"#!/bin/sh\n{script}\n")
+        exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert detect_cuda() == expected
