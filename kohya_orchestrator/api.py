@@ -89,5 +89,19 @@ def train(
 
 
 def iter_events(run_dir: Path | str) -> Sequence[Event]:
-    """The events recorded in a run directory."""
-    return read_events(Path(run_dir))
+    """The events recorded in a run directory.
+
+    Raises:
+        ConfigError: ``run_dir`` is not a run directory (no such folder, or no events.jsonl and
+            no status file in it), so a mistyped path is not taken for a run with no events.
+    """
+    path = Path(run_dir)
+    if not (path / "events.jsonl").is_file() and not (path / "status").is_file():
+        from .errors import ConfigError, Problem
+
+        what = "no such folder" if not path.exists() else "not a run directory (no events.jsonl)"
+        raise ConfigError(
+            [Problem(str(path), what, "pass a run directory, e.g. runs/<id> (runs list)")],
+            source="iter_events",
+        )
+    return read_events(path)

@@ -74,7 +74,8 @@ def read_toml(path: Path, *, what: str = "job file") -> dict[str, Any]:
             [Problem(str(path), f"cannot read {what}: {exc.strerror}", None)], source=str(path)
         ) from None
     try:
-        text = raw.decode("utf-8")
+        # utf-8-sig: Windows editors (Notepad) start UTF-8 files with a byte-order mark.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             [Problem(str(path), f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8")],
@@ -476,6 +477,18 @@ def validate_job(
     provenance: Mapping[str, str] | None = None,
 ) -> TrainingJob:
     """Validate a composed dict into a TrainingJob, or raise ConfigError with every problem."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            [
+                Problem(
+                    "",
+                    f"a job is a table of sections ([model], [dataset], ...), not "
+                    f"{type(data).__name__}",
+                    "pass a dict (Python) or a TOML file (load_job)",
+                )
+            ],
+            source=source,
+        )
     try:
         return TrainingJob.model_validate(dict(data))
     except ValidationError as exc:

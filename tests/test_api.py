@@ -129,8 +129,18 @@ def test_train_ctrl_c_cancels_the_trainer(
     assert read_events(result.run_dir)[-1].kind == "run_finished"
 
 
-def test_iter_events_of_a_missing_folder_is_empty(tmp_path: Path) -> None:
-    assert api.iter_events(tmp_path / "nope") == []
+def test_iter_events_of_a_mistyped_run_dir_says_so(tmp_path: Path) -> None:
+    from kohya_orchestrator.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no such folder"):
+        api.iter_events(tmp_path / "nope")
+    with pytest.raises(ConfigError, match=r"not a run directory \(no events.jsonl\)"):
+        api.iter_events(tmp_path)
+
+
+def test_iter_events_of_a_run_that_wrote_no_events_yet(tmp_path: Path) -> None:
+    (tmp_path / "status").write_text("pending\n")
+    assert api.iter_events(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------- Run edges

@@ -96,6 +96,29 @@ def test_run_dir_without_console_log_is_a_config_error(tmp_path: Path) -> None:
     assert info.value.problems[0].message == "this directory holds no console.log"
 
 
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (bytes(range(256)) * 64, "64 NUL bytes in its first 16384 bytes"),
+        (b"\xff\xfe\x80" * 100, "300 of its first 300 bytes are not UTF-8 text"),
+    ],
+)
+def test_binary_data_is_not_a_console_log(tmp_path: Path, data: bytes, why: str) -> None:
+    path = tmp_path / "random.bin"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        replay.run(argparse.Namespace(log=str(path), jsonl=True))
+    (problem,) = info.value.problems
+    assert problem.message == f"this is not a console log: {why}" and problem.hint
+
+
+def test_a_few_stray_bytes_are_still_a_log(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "console.log"
+    path.write_bytes(b"epoch 1/2\n\xff steps: 50%\n" * 50)
+    assert replay.run(argparse.Namespace(log=str(path), jsonl=False)) == 0
+    assert "events)" in capsys.readouterr().out
+
+
 def test_add_parser_registers_the_verb() -> None:
     parser = argparse.ArgumentParser()
     replay.add_parser(parser.add_subparsers())

@@ -90,6 +90,12 @@ def test_malformed_toml(tmp_path: Path) -> None:
     assert "malformed TOML" in info.value.problems[0].message
 
 
+def test_a_byte_order_mark_is_read_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "job.toml"  # as Windows Notepad saves UTF-8
+    path.write_bytes(b"\xef\xbb\xbfname = 'oil'\n")
+    assert read_toml(path) == {"name": "oil"}
+
+
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "job.toml"
     path.write_bytes(b"name = '\xff'\n")
@@ -167,3 +173,11 @@ def test_verbatim_config_error_text() -> None:
         "    hint: did you mean 'locon'? allowed: lora, locon, loha, lokr, ia3, dylora, full, "
         "diag-oft, boft"
     )
+
+
+@pytest.mark.parametrize("data", [None, ["model"], "job.toml"])
+def test_validate_job_of_something_that_is_not_a_table(data: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_job(data)  # type: ignore[arg-type]
+    (problem,) = info.value.problems
+    assert problem.message.startswith("a job is a table of sections") and problem.hint

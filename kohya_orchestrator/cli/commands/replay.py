@@ -95,7 +95,36 @@ def _resolve(path: Path) -> Path:
             ],
             source="replay",
         )
+    why = _not_text(path)
+    if why is not None:
+        raise ConfigError(
+            [
+                Problem(
+                    path=str(path),
+                    message=f"this is not a console log: {why}",
+                    hint="pass the text a training printed, e.g. runs/<id>/console.log",
+                )
+            ],
+            source="replay",
+        )
     return path
+
+
+def _not_text(path: Path, sample: int = 1 << 16) -> str | None:
+    """Why the file cannot be a console log (binary data), or None.
+
+    sd-scripts writes UTF-8 text (tqdm's carriage returns, ANSI colours and Japanese included);
+    NUL bytes or a tenth of undecodable bytes in the first 64 KiB mean something else.
+    """
+    with path.open("rb") as f:
+        head = f.read(sample)
+    nul = head.count(0)
+    if nul:
+        return f"{nul} NUL byte{'s' if nul != 1 else ''} in its first {len(head)} bytes"
+    bad = head.decode("utf-8", errors="replace").count("\ufffd")
+    if head and bad * 10 > len(head):
+        return f"{bad} of its first {len(head)} bytes are not UTF-8 text"
+    return None
 
 
 def iter_log_events(path: Path) -> Iterator[Event]:
