@@ -373,3 +373,16 @@ def test_invalid_job_exit_2_before_anything_runs(
     assert rc == 2
     assert "network.network_dim" in err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("where", ["runs", "runs/inner"])
+def test_runs_that_is_a_file_is_a_clear_error(
+    sd_scripts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    (tmp_path / "runs").write_text("not a folder")
+    job = _job_file(tmp_path)
+    rc = main(["train", str(job), "--sd-scripts", str(sd_scripts), "--runs", str(tmp_path / where)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"--runs: {tmp_path / 'runs'} is a file, not a folder" in err
+    assert "unexpected" not in err and (tmp_path / "runs").read_text() == "not a folder"

@@ -65,6 +65,21 @@ def train_job(
     from ...ui.messages import fail, hint, ok
     from ...ui.progress import RichProgressSink
 
+    # A file where the runs folder (or a folder above it) should be: say so before anything.
+    blocked = next((p for p in (runs, *runs.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        from ...errors import ConfigError, Problem
+
+        raise ConfigError(
+            [
+                Problem(
+                    "--runs",
+                    f"{blocked} is a file, not a folder",
+                    "pass a folder for the run directories (default: runs)",
+                )
+            ],
+            source="train",
+        )
     ids = tuple(g.strip() for g in gpus.split(",")) if gpus else None
     options = LaunchOptions(
         num_processes=len(ids) if ids else 1, gpu_ids=ids, num_cpu_threads_per_process=cpu_threads
