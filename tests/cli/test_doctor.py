@@ -139,6 +139,16 @@ def test_no_install_raises_setup_error(isolated: Path) -> None:
         doctor.run(namespace(sd_scripts=isolated / "nope"))
 
 
+def test_no_install_with_json_prints_json(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert doctor.run(namespace(json=True)) == 2
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["ok"] is False and payload["install"] is None
+    assert payload["error"].startswith("No usable kohya-ss sd-scripts install found. Tried:")
+    assert "python -m kohya_orchestrator install" in payload["hint"]
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="sh wrapper as interpreter")
 def test_real_probe_of_a_venv_without_torch(
     isolated: Path, capsys: pytest.CaptureFixture[str]

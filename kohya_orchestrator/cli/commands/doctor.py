@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         args: Parsed arguments (``sd_scripts``, ``python``, ``json``, ``timeout``).
 
     Returns:
-        0 when no check failed, 1 otherwise.
+        0 when no check failed, 1 otherwise; 2 with ``--json`` when no install was found.
 
     Raises:
         SetupError: No install was found (the CLI turns it into a message and exit code 2).
@@ -91,14 +91,29 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kohya_orchestrator.environment import diagnose, probe_environment, require_install
+    from kohya_orchestrator.errors import SetupError
     from kohya_orchestrator.ui.messages import console
 
     sd_scripts = getattr(args, "sd_scripts", None)
     python = getattr(args, "python", None)
-    install = require_install(
-        None if sd_scripts is None else Path(sd_scripts),
-        python=None if python is None else Path(python),
-    )
+    try:
+        install = require_install(
+            None if sd_scripts is None else Path(sd_scripts),
+            python=None if python is None else Path(python),
+        )
+    except SetupError as exc:
+        if not getattr(args, "json", False):
+            raise
+        # A script reading --json gets JSON either way (exit 2, as for the message).
+        message = str(exc).split("\n  hint: ")[0]
+        failure = {"install": None, "ok": False, "error": message, "hint": exc.hint}
+        sys.stdout.write(json.dumps(failure, indent=2, ensure_ascii=False) + "\n")
+        from kohya_orchestrator.ui.messages import fail, hint
+
+        fail(message)  # and the person at the terminal still reads why
+        if exc.hint:
+            hint(exc.hint, file=sys.stderr)
+        return 2
     environment = probe_environment(install, timeout_s=float(getattr(args, "timeout", 120.0)))
     checks = diagnose(environment)
     failed = any(c.status == "fail" for c in checks)
