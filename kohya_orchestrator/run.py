@@ -27,6 +27,7 @@ from .errors import ConfigError, Problem
 from .events import (
     CheckpointSaved,
     ChildError,
+    ChildWarning,
     EpochStarted,
     Event,
     EventAdapter,
@@ -140,6 +141,7 @@ class Run:
         self._done = threading.Event()
         self._result: RunResult | None = None
         self._handle: ProcessHandle | None = None
+        self._stopper: threading.Thread | None = None
         self._monitor: ResourceMonitor | None = None
         self._events_file = run_dir.events_jsonl.open("a", encoding="utf-8")
 
@@ -229,9 +231,15 @@ class Run:
 
     # ------------------------------------------------------------------ control
     def _stop(self, reason: str) -> None:
-        if self._state.stop_reason is None:
+        # Called while an event is handled (reader or monitor thread): the stop runs on its own
+        # thread. Not a daemon, and joined before the run is final (_wait_child): its escalation
+        # (SIGINT, SIGTERM, SIGKILL) always completes, even when the launcher dies at the SIGINT.
+        with self._lock:
+            if self._state.stop_reason is not None:
+                return
             self._state.stop_reason = reason
-            threading.Thread(target=self._cancel_child, daemon=True, name="watchdog-stop").start()
+            self._stopper = threading.Thread(target=self._cancel_child, name="watchdog-stop")
+            self._stopper.start()
 
     def _cancel_child(self) -> None:
         if self._handle is not None:
@@ -252,6 +260,13 @@ class Run:
         events += self._parser.close()
         events += self._scan_samples()
         self._emit(events)
+        with self._lock:
+            stopper = self._stopper
+        if stopper is not None:
+            stopper.join()
+        leftovers = self._handle.leftovers
+        if leftovers:
+            self._emit([_leftover_warning(leftovers)])
         self._finish(rc)
 
     def _finish(self, rc: int | None, reason: str | None = None) -> None:
@@ -355,6 +370,16 @@ class Run:
             yield event
 
 
+def _leftover_warning(leftovers: list[str]) -> ChildWarning:
+    count = f"{len(leftovers)} process" + ("es" if len(leftovers) > 1 else "")
+    return ChildWarning(
+        seq=0,
+        message=f"stopped {count} left running after the trainer's main process exited: "
+        + "; ".join(leftovers),
+        source="launch",
+    )
+
+
 def _write_run_files(
     run_dir: RunDir, job: TrainingJob, install: Install, options: LaunchOptions
 ) -> Any:
@@ -431,7 +456,12 @@ def start(
     run_dir.set_status(RunStatus.STARTING.value)
     run._emit([RunStarted(seq=0, run_id=run_dir.run_id, argv=list(spec.argv), cwd=str(spec.cwd))])
     try:
-        run._handle = spawn(spec, console_log=run_dir.console_log, on_output=run._on_output)
+        run._handle = spawn(
+            spec,
+            console_log=run_dir.console_log,
+            on_output=run._on_output,
+            leftover_grace_s=min(run.watchdogs.cancel_grace_s, 5.0),
+        )
     except Exception:
         run._finish(None, reason="the trainer could not be started")
         raise

@@ -8,6 +8,12 @@ appends every chunk to ``console.log`` (flushed) before handing it to ``on_outpu
 Stopping (:meth:`ProcessHandle.cancel`) works on the group and on the psutil tree, because
 ``accelerate launch`` is a parent whose trainer child keeps running (and saves) when only the parent
 is signalled (measured: docs/e2e-lab.md, "Signals").
+
+Nothing of a run outlives it: while the child runs, a light thread records its descendants (every
+second); once it has exited, for whatever reason (done, crashed, killed from outside, canceled),
+:meth:`ProcessHandle.wait` stops what is left of its process group, its session and the recorded
+descendants (SIGTERM, a short grace, SIGKILL) before it returns, and lists them in
+:attr:`ProcessHandle.leftovers`. When nothing is left, that costs one scan of the pid table.
 """
 
 from __future__ import annotations
@@ -40,6 +46,14 @@ _DRAIN_S = 5.0
 _POLL_S = 0.05
 _REAP_S = 5.0
 _MAX_RECORDED_ERRORS = 20
+# How often the descendants are recorded while the child runs (one psutil scan of /proc each).
+_TRACK_S = 1.0
+# After the child exited: seconds between SIGTERM and SIGKILL for what it left running.
+_LEFTOVER_GRACE_S = 3.0
+# A process created this long before the child is never taken for one of its group (the clock of
+# psutil's create_time() can be a second off time.time()).
+_CLOCK_SLACK_S = 2.0
+_SIGNAL_NAMES = {"int": "SIGINT", "term": "SIGTERM", "kill": "SIGKILL"}
 
 
 def spawn(
@@ -47,6 +61,8 @@ def spawn(
     *,
     console_log: Path,
     on_output: OutputCallback | None = None,
+    leftover_grace_s: float = _LEFTOVER_GRACE_S,
+    track_interval_s: float = _TRACK_S,
 ) -> ProcessHandle:
     """Start ``spec.argv`` and tee its merged output to ``console_log``.
 
@@ -56,6 +72,9 @@ def spawn(
         on_output: Called from the reader thread with each raw chunk, after it was written to
             ``console_log``. Exceptions it raises are recorded in
             :attr:`ProcessHandle.output_errors` and never stop the reading.
+        leftover_grace_s: After the process exited, seconds between the SIGTERM and the SIGKILL
+            sent to what it left running (see :meth:`ProcessHandle.wait`).
+        track_interval_s: Seconds between two records of the process's descendants.
 
     Returns:
         A handle to wait for, poll or cancel the process.
@@ -70,6 +89,7 @@ def spawn(
     console_log.parent.mkdir(parents=True, exist_ok=True)
     log = console_log.open("ab")
     env = {**os.environ, **spec.env}
+    spawned_at = time.time()
     try:
         if sys.platform == "win32":  # pragma: no cover - no Windows CI yet
             popen = subprocess.Popen(
@@ -99,7 +119,15 @@ def spawn(
             f"could not start {spec.argv[0]!r}: {exc.strerror or exc}. "
             "Check that the program exists and is executable (see command.json in the run folder)."
         ) from exc
-    return ProcessHandle(popen, log=log, console_log=console_log, on_output=on_output)
+    return ProcessHandle(
+        popen,
+        log=log,
+        console_log=console_log,
+        on_output=on_output,
+        leftover_grace_s=leftover_grace_s,
+        track_interval_s=track_interval_s,
+        spawned_at=spawned_at,
+    )
 
 
 class ProcessHandle:
@@ -116,6 +144,9 @@ class ProcessHandle:
         log: BinaryIO,
         console_log: Path,
         on_output: OutputCallback | None,
+        leftover_grace_s: float = _LEFTOVER_GRACE_S,
+        track_interval_s: float = _TRACK_S,
+        spawned_at: float | None = None,
     ) -> None:
         """Wrap a started process; use :func:`spawn` rather than calling this."""
         self._popen = popen
@@ -128,7 +159,15 @@ class ProcessHandle:
         self._cancel_done = False
         self._canceled = False
         self._cancelling = False
+        # Every descendant seen while the child ran (psutil.Process remembers its create_time, so a
+        # reused pid is never taken for it). Written by the tracker thread and by stops.
         self._tracked: dict[int, psutil.Process] = {}
+        self._track_lock = threading.Lock()
+        self._exited = threading.Event()
+        self._reaped = False
+        self._leftover_grace_s = leftover_grace_s
+        # pid -> [description, last signal sent]: what outlived the child and had to be stopped
+        self._survivors: dict[int, list[str]] = {}
         self._bytes_read = 0
         self.output_errors: list[str] = []
         """Exceptions raised by ``on_output`` or by writing the log (the first 20)."""
@@ -137,10 +176,19 @@ class ProcessHandle:
             self._leader = psutil.Process(popen.pid)
         except psutil.Error:
             self._leader = None  # it already exited
+        # Members of its group are never older than the child (compared on psutil's clock)
+        self._started = (spawned_at if spawned_at is not None else time.time()) - _CLOCK_SLACK_S
+        if self._leader is not None:
+            with contextlib.suppress(psutil.Error):
+                self._started = self._leader.create_time()
         self._reader = threading.Thread(
             target=self._read_output, name=f"tee-{popen.pid}", daemon=True
         )
         self._reader.start()
+        self._tracker = threading.Thread(
+            target=self._track, args=(track_interval_s,), name=f"track-{popen.pid}", daemon=True
+        )
+        self._tracker.start()
 
     def __enter__(self) -> ProcessHandle:
         """Use as a context manager: leaving it cancels a still-running process."""
@@ -173,6 +221,24 @@ class ProcessHandle:
         return self._canceled
 
     @property
+    def leftovers(self) -> list[str]:
+        """What outlived the process and was stopped after it exited, one line each.
+
+        E.g. ``pid 4242 python train_network.py --config_file … (SIGTERM)``: the pid, its command
+        line (shortened) and the last signal it was sent (``still running after SIGKILL`` when
+        even that did not end it). Complete once :meth:`wait` returned.
+        """
+        with self._track_lock:
+            survivors = {pid: list(entry) for pid, entry in self._survivors.items()}
+        lines = []
+        for pid, (text, stage) in sorted(survivors.items()):
+            proc = self._tracked.get(pid)
+            still = proc is not None and _alive(proc)
+            end = f"still running after {_SIGNAL_NAMES[stage]}" if still else _SIGNAL_NAMES[stage]
+            lines.append(f"pid {pid} {text} ({end})")
+        return lines
+
+    @property
     def bytes_read(self) -> int:
         """How many bytes of output were read so far."""
         return self._bytes_read
@@ -198,13 +264,18 @@ class ProcessHandle:
         Raises:
             TimeoutError: The process was still running after ``timeout`` seconds.
 
-        After the exit, the output gets up to 5 more seconds to drain; a descendant that outlived
-        the process and holds the pipe keeps being teed in the background.
+        After the exit, and before returning: a stop in progress (:meth:`cancel`, from any thread)
+        finishes its escalation; then whatever the process left running (members of its process
+        group or session, descendants recorded while it ran) gets SIGTERM and, after the
+        ``leftover_grace_s`` of :func:`spawn`, SIGKILL (listed in :attr:`leftovers`); then the
+        output gets up to 5 more seconds to drain.
         """
         try:
             rc = self._popen.wait(timeout)
         except subprocess.TimeoutExpired:
             raise TimeoutError(f"process {self.pid} still running after {timeout} s") from None
+        self._exited.set()
+        self._stop_leftovers()
         self._reader.join(_DRAIN_S)
         return rc
 
@@ -216,9 +287,11 @@ class ProcessHandle:
         if self._popen.poll() is not None or self._leader is None:
             return []
         try:
-            return [p.pid for p in self._leader.children(recursive=True) if _alive(p)]
+            children = self._leader.children(recursive=True)
         except psutil.Error:
             return []
+        self._record(children)
+        return [p.pid for p in children if _alive(p)]
 
     def cancel(self, grace_s: float = 10.0) -> None:
         """Stop the process and every descendant; returns when none is left. Idempotent.
@@ -230,6 +303,8 @@ class ProcessHandle:
 
         Calling it again while it waits (from a signal handler on the same thread, e.g. a second
         Ctrl-C) sends SIGKILL at once; calling it from another thread waits for the first call.
+        An exception that interrupts the waiting (a KeyboardInterrupt) also sends SIGKILL to
+        everything left before it propagates. :meth:`wait` returns only after a stop finished.
 
         Args:
             grace_s: Seconds to wait after SIGINT before escalating.
@@ -244,6 +319,9 @@ class ProcessHandle:
             self._cancelling = True
             try:
                 self._stop_tree(grace_s)
+            except BaseException:
+                self._kill_now()
+                raise
             finally:
                 self._cancel_done = True
         self._reader.join(_DRAIN_S)
@@ -279,6 +357,26 @@ class ProcessHandle:
             with contextlib.suppress(OSError):
                 stdout.close()
 
+    def _track(self, interval_s: float) -> None:
+        # Record the descendants while the child runs: after it exits, its orphans re-parent away
+        # and only these records (or a shared group/session) still tie them to the run.
+        while self._popen.poll() is None and self._leader is not None:
+            with contextlib.suppress(psutil.Error):
+                self._record(self._leader.children(recursive=True))
+            if self._exited.wait(interval_s):
+                return
+
+    def _record(self, procs: list[psutil.Process]) -> None:
+        with self._track_lock:
+            for proc in procs:
+                known = self._tracked.get(proc.pid)
+                if known is None or known != proc:  # equal: same pid and same create_time
+                    self._tracked[proc.pid] = proc
+
+    def _procs(self, tracked: dict[int, psutil.Process]) -> list[psutil.Process]:
+        with self._track_lock:
+            return list(tracked.values())
+
     def _record_error(self, text: str) -> None:
         if len(self.output_errors) < _MAX_RECORDED_ERRORS:
             self.output_errors.append(text)
@@ -291,30 +389,58 @@ class ProcessHandle:
         # is not reaped, or soon after: a reaped pid could in principle be reused.
         use_group = sys.platform != "win32" and self._leader_running()
         tracked = self._tracked
-        if self._leader_running():
-            self._refresh(tracked)
-        elif sys.platform != "win32":
-            tracked.update(self._orphaned_group_members())
-            self._refresh(tracked)
-        if not self._leader_running() and not any(_alive(p) for p in tracked.values()):
+        self._refresh(tracked)
+        if not self._anything_alive(tracked):
             return
 
         stages: list[tuple[str, float]] = [("int", grace_s), ("term", min(grace_s, 5.0))]
         for stage, wait_s in stages:
+            self._refresh(tracked)
             if not self._anything_alive(tracked):
                 break
-            self._refresh(tracked)
+            self._note_survivors(tracked, stage)
             self._send(stage, tracked, use_group)
             self._wait_gone(tracked, wait_s)
+        self._refresh(tracked)
         if self._anything_alive(tracked) or use_group:
-            self._refresh(tracked)
+            self._note_survivors(tracked, "kill")
             self._send("kill", tracked, use_group)
             self._wait_gone(tracked, _REAP_S)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._popen.wait(_REAP_S)
 
+    def _stop_leftovers(self) -> None:
+        # The leader has exited. A stop in progress holds the lock: wait for its escalation.
+        with self._cancel_lock:
+            if self._reaped or (self._cancelling and not self._cancel_done):
+                return  # done already, or re-entered from the stopping thread itself
+            self._reaped = True
+            tracked = self._tracked
+            try:
+                for stage, wait_s in (("term", self._leftover_grace_s), ("kill", _REAP_S)):
+                    self._refresh(tracked)
+                    if not self._anything_alive(tracked):
+                        return
+                    self._note_survivors(tracked, stage)
+                    self._send(stage, tracked, False)
+                    self._wait_gone(tracked, wait_s)
+            except BaseException:
+                self._kill_now()
+                raise
+
+    def _kill_now(self) -> None:
+        """SIGKILL everything left at once, without waiting (a stop was interrupted)."""
+        tracked = self._tracked
+        with contextlib.suppress(Exception):
+            self._refresh(tracked)
+        self._note_survivors(tracked, "kill")
+        self._send("kill", tracked, sys.platform != "win32" and self._leader_running())
+
     def _refresh(self, tracked: dict[int, psutil.Process]) -> None:
-        roots = [p for p in tracked.values() if _alive(p)]
+        """Add the current descendants and, once the leader is gone, its group's members."""
+        if sys.platform != "win32" and not self._leader_running():
+            self._record(list(self._orphaned_group_members().values()))
+        roots = [p for p in self._procs(tracked) if _alive(p)]
         if self._leader is not None and self._leader_running():
             roots.insert(0, self._leader)
         for root in roots:
@@ -322,30 +448,51 @@ class ProcessHandle:
                 children = root.children(recursive=True)
             except psutil.Error:
                 continue
-            for child in children:
-                tracked.setdefault(child.pid, child)
+            self._record(children)
 
     def _orphaned_group_members(self) -> dict[int, psutil.Process]:
-        # The leader is gone (and reaped): look for members of its group that outlived it, started
-        # after it (so a reused group id cannot match).
-        if self._leader is None:
-            return {}
-        try:
-            started = self._leader.create_time()
-        except psutil.Error:
-            return {}
+        # The leader is gone: look for live members of its process group or session (both have
+        # the leader's pid as id) that outlived it, started after it (so a reused id cannot
+        # match). A syscall per pid first; psutil only for the few that match.
         found: dict[int, psutil.Process] = {}
-        for proc in psutil.process_iter(["create_time"]):
+        if self._id_reused():
+            return found
+        me = os.getpid()
+        for pid in psutil.pids():
+            if pid in (me, self.pid):
+                continue
             try:
-                if proc.info["create_time"] < started or os.getpgid(proc.pid) != self.pid:
+                if self.pid not in (os.getpgid(pid), os.getsid(pid)):
+                    continue
+                proc = psutil.Process(pid)
+                if proc.create_time() < self._started or not _alive(proc):
                     continue
             except (OSError, psutil.Error):
                 continue
-            found[proc.pid] = proc
+            found[pid] = proc
         return found
 
+    def _id_reused(self) -> bool:
+        """Whether the reaped leader's pid names a new process: then its group and session ids
+        may too. (The kernel never hands out a pid still used as a group or session id, so while
+        our group has members, the pid stays free.)"""
+        return psutil.pid_exists(self.pid)
+
+    def _note_survivors(self, tracked: dict[int, psutil.Process], stage: str) -> None:
+        """Remember what outlived the leader, and the signal it is about to get."""
+        if self._leader_running():
+            return
+        alive = [p for p in self._procs(tracked) if _alive(p)]
+        new = {p.pid: _describe(p) for p in alive if p.pid not in self._survivors}
+        with self._track_lock:
+            for proc in alive:
+                self._survivors[proc.pid] = [
+                    new.get(proc.pid) or self._survivors[proc.pid][0],
+                    stage,
+                ]
+
     def _anything_alive(self, tracked: dict[int, psutil.Process]) -> bool:
-        return self._leader_running() or any(_alive(p) for p in tracked.values())
+        return self._leader_running() or any(_alive(p) for p in self._procs(tracked))
 
     def _send(self, stage: str, tracked: dict[int, psutil.Process], use_group: bool) -> None:
         if sys.platform == "win32":  # pragma: no cover - no Windows CI yet
@@ -353,7 +500,7 @@ class ProcessHandle:
                 with contextlib.suppress(OSError):
                     os.kill(self.pid, signal.CTRL_BREAK_EVENT)
                 return
-            procs = [p for p in tracked.values() if _alive(p)]
+            procs = [p for p in self._procs(tracked) if _alive(p)]
             if self._leader is not None and self._leader_running():
                 procs.append(self._leader)
             for proc in procs:
@@ -368,7 +515,7 @@ class ProcessHandle:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, sig)
         # Members of other groups (a child that called setsid) do not get the group signal.
-        for proc in tracked.values():
+        for proc in self._procs(tracked):
             if not _alive(proc):
                 continue
             try:
@@ -399,6 +546,16 @@ def _alive(proc: psutil.Process) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def _describe(proc: psutil.Process, limit: int = 160) -> str:
+    """The command line of ``proc``, shortened (its name when that cannot be read)."""
+    try:
+        text = " ".join(proc.cmdline()) or proc.name()
+    except psutil.Error:
+        text = "?"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def kill_tree(pid: int, *, timeout_s: float = 5.0) -> list[int]:

@@ -76,14 +76,18 @@ def run_fake(tmp_path: Path, started: list[ProcessHandle]) -> Callable[..., Proc
     A signal that lands while the interpreter is still starting ends it with rc 1 instead of -2.
     """
 
-    def run(*args: str, on_output: Callable[[bytes], None] | None = None) -> ProcessHandle:
+    def run(
+        *args: str, on_output: Callable[[bytes], None] | None = None, **spawn_kw: float
+    ) -> ProcessHandle:
         pid_file = tmp_path / f"pids-{len(started)}.json"
         spec = LaunchSpec(
             argv=(sys.executable, str(FAKE), "--pid-file", str(pid_file), *args),
             env={"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"},
             cwd=tmp_path,
         )
-        handle = spawn(spec, console_log=tmp_path / "run" / "console.log", on_output=on_output)
+        handle = spawn(
+            spec, console_log=tmp_path / "run" / "console.log", on_output=on_output, **spawn_kw
+        )
         started.append(handle)
         _wait_for(pid_file.is_file, "the fake trainer to start")
         return handle
@@ -294,6 +298,115 @@ class TestCancel:
             _wait_for(pid_file.is_file, "the fake trainer to start")
         assert handle.returncode == -signal.SIGINT
         assert _gone(pid)
+
+
+class TestLeftovers:
+    """After the child exits, wait() stops what it left running before it returns."""
+
+    def test_clean_exit_leaves_nothing_to_stop(self, run_fake) -> None:
+        handle = run_fake("--exit-code", "0")
+        assert handle.wait(PATIENCE_S) == 0
+        assert handle.leftovers == []
+
+    def test_wait_stops_a_sigterm_deaf_group_member(self, tmp_path: Path, run_fake) -> None:
+        handle = run_fake(
+            "--spawn-grandchild", "--ignore-sigterm", "--exit-code", "3", leftover_grace_s=0.2
+        )
+        grandchild = _first_pids(tmp_path)["grandchild"]
+        assert handle.wait(PATIENCE_S) == 3
+        assert _gone(grandchild)  # at once: no waiting here
+        assert handle.output_closed
+        [line] = handle.leftovers
+        assert line.startswith(f"pid {grandchild} ") and line.endswith("(SIGKILL)")
+        assert not handle.canceled
+        handle.cancel()  # nothing left: returns at once, the exit code stays
+        assert handle.returncode == 3
+
+    def test_recorded_descendant_in_its_own_session_is_stopped(
+        self, tmp_path: Path, run_fake
+    ) -> None:
+        # Neither group nor session ties it to the run: only the record taken while it ran.
+        handle = run_fake(
+            "--spawn-grandchild", "--grandchild-new-session", "--linger", "1",
+            track_interval_s=0.02,
+        )  # fmt: skip
+        grandchild = _first_pids(tmp_path)["grandchild"]
+        _wait_for(lambda: handle.poll() is not None, "the trainer to exit")
+        assert not _gone(grandchild)
+        assert handle.wait(PATIENCE_S) == 0
+        assert _gone(grandchild)
+        assert handle.leftovers == [line for line in handle.leftovers if "(SIGTERM)" in line]
+        assert any(line.startswith(f"pid {grandchild} ") for line in handle.leftovers)
+
+    def test_group_is_not_searched_when_the_leader_pid_was_reused(
+        self, tmp_path: Path, run_fake, monkeypatch
+    ) -> None:
+        # A new process with the reaped leader's pid may lead a group of the same id: not ours.
+        handle = run_fake("--spawn-grandchild", "--exit-code", "0")
+        grandchild = _first_pids(tmp_path)["grandchild"]
+        _wait_for(lambda: handle.poll() is not None, "the trainer to exit")
+        assert set(handle._orphaned_group_members()) == {grandchild}
+        monkeypatch.setattr(handle, "_id_reused", lambda: True)
+        assert handle._orphaned_group_members() == {}
+
+    def test_interrupted_cancel_kills_at_once(self, tmp_path: Path, run_fake, monkeypatch) -> None:
+        # A KeyboardInterrupt while cancel() waits out the grace: SIGKILL to everything, re-raised.
+        handle = run_fake("--spawn-grandchild", "--ignore-sigint", "--ignore-sigterm", "--hang")
+        grandchild = _first_pids(tmp_path)["grandchild"]
+        _wait_for(lambda: grandchild in handle.descendants(), "the grandchild")
+
+        def interrupted(tracked, timeout: float) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(handle, "_wait_gone", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            handle.cancel(grace_s=120)
+        monkeypatch.undo()
+        assert handle.wait(PATIENCE_S) == -signal.SIGKILL
+        assert _gone(grandchild)
+
+    def test_interrupted_leftover_stop_kills_at_once(
+        self, tmp_path: Path, run_fake, monkeypatch
+    ) -> None:
+        handle = run_fake("--spawn-grandchild", "--ignore-sigterm", leftover_grace_s=120)
+        grandchild = _first_pids(tmp_path)["grandchild"]
+
+        def interrupted(tracked, timeout: float) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(handle, "_wait_gone", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            handle.wait(PATIENCE_S)
+        _wait_for(lambda: _gone(grandchild), "the SIGKILL")
+        assert handle.leftovers[0].endswith("(SIGKILL)")
+
+    def test_child_gone_before_it_was_wrapped(self, tmp_path: Path) -> None:
+        import subprocess
+
+        popen = subprocess.Popen(
+            [sys.executable, "-c", "pass"], stdout=subprocess.PIPE, start_new_session=True
+        )
+        popen.wait(PATIENCE_S)
+        log = (tmp_path / "console.log").open("ab")
+        handle = ProcessHandle(popen, log=log, console_log=tmp_path / "console.log", on_output=None)
+        assert handle.wait(PATIENCE_S) == 0
+        assert handle.descendants() == []
+        assert handle.leftovers == []
+
+    def test_describe(self) -> None:
+        from kohya_orchestrator.launch import process
+
+        class Gone:
+            def cmdline(self) -> list[str]:
+                raise psutil.NoSuchProcess(1)
+
+        class Long:
+            def cmdline(self) -> list[str]:
+                return ["python", "x" * 300, "\n  --flag"]
+
+        assert process._describe(Gone()) == "?"  # type: ignore[arg-type]
+        text = process._describe(Long(), limit=40)  # type: ignore[arg-type]
+        assert len(text) == 40 and text.endswith("…") and text.startswith("python xxx")
 
 
 class TestKillTree:
