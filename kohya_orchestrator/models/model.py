@@ -75,7 +75,9 @@ class ModelConfig(StrictModel):
     ] = None
     no_half_vae: Annotated[
         bool,
-        Field(description="Keep the VAE in fp32 (SDXL with fp16; sd-scripts: --no_half_vae)."),
+        Field(
+            description="Keep the VAE in fp32 (against NaN or black images with fp16; sd-scripts: --no_half_vae)."
+        ),
     ] = False
 
     @property

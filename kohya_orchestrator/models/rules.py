@@ -8,8 +8,9 @@ peers' complaints (peers.md section 4.8).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem
 from .dataset import DatasetBlock, DatasetConfig, DreamBoothSubset, FineTuningSubset
@@ -26,6 +27,7 @@ from .optimizer import (
     AdaFactorOptimizer,
     DAdaptOptimizer,
     ProdigyOptimizer,
+    ScheduleFreeOptimizer,
 )
 from .sd_args import known_args
 
@@ -102,6 +104,125 @@ def check_sampling(job: TrainingJob) -> Iterator[Problem]:
             "sampling is scheduled but there are no prompts",
             'add [[sampling.prompts]] with prompt = "..." or remove the sample_every_* keys',
         )
+
+
+# What sd-scripts' .txt prompt-file reader does with a line (library/train_util.py load_prompts
+# and line_to_prompt_dict at the pinned commit; this is our own table, not its code): a line whose
+# first character is "#" is skipped, the rest is stripped and split on " --", and every part, the
+# prompt itself included, is matched case-insensitively (Python re) against these option starts.
+_SD_PROMPT_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("w", r"\d", "width"),
+    ("h", r"\d", "height"),
+    ("d", r"\d", "seed"),
+    ("s", r"\d", "steps"),
+    ("l", r"[\d.]", "CFG scale"),
+    ("g", r"[\d.]", "guidance scale"),
+    ("n", r".", "negative prompt"),
+    ("ss", r".", "sampler"),
+    ("cn", r".", "ControlNet image"),
+    ("ctr", r".", "CFG truncation ratio"),
+    ("rcfg", r".", "renorm CFG"),
+    ("fs", r".", "flow shift"),
+)
+_SD_OPTION_STARTS = tuple(
+    (re.compile(f"{name} {value}", re.IGNORECASE), name, meaning)
+    for name, value, meaning in _SD_PROMPT_OPTIONS
+)
+MAX_TORCH_SEED = 0xFFFF_FFFF_FFFF_FFFF
+"""torch.manual_seed's upper bound; sd-scripts seeds each sample with it."""
+
+
+def _prompt_text_problems(path: str, text: str, *, negative: bool) -> Iterator[Problem]:
+    """Why sd-scripts would not read ``text`` back exactly from a rendered prompt line."""
+    if "\n" in text or "\r" in text:
+        yield Problem(
+            path,
+            "is not a single line; sd-scripts reads one prompt per line",
+            "put it on one line",
+        )
+    if " --" in text:
+        yield Problem(
+            path,
+            "contains ' --', where sd-scripts' prompt reader starts an option (--n, --w, ...); "
+            "the rest of the text would be misread",
+            "drop the space before '--' or the dashes (e.g. 'a--b' or 'a - b')",
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # pydantic lets lone surrogates into `str | None` fields
+        yield Problem(
+            path,
+            "contains a character that cannot be written as UTF-8 (a lone surrogate)",
+            "remove it",
+        )
+    if negative:
+        if text and not text.strip():
+            yield Problem(
+                path,
+                "is only whitespace",
+                'write a negative prompt, or "" for none',
+            )
+        return
+    if not text.strip():
+        yield Problem(
+            path,
+            "is blank; sd-scripts skips blank lines, so this sample would never be made",
+            "write a prompt, or remove this entry",
+        )
+        return
+    if text[0].isspace():
+        yield Problem(
+            path,
+            "begins with whitespace, which sd-scripts strips from each prompt line",
+            "remove the leading whitespace",
+        )
+    elif text.startswith("#"):
+        yield Problem(
+            path,
+            "begins with '#', so sd-scripts would skip the whole line as a comment",
+            "reword the start of the prompt (move the '#' later)",
+        )
+    for pattern, name, meaning in _SD_OPTION_STARTS:
+        m = pattern.match(text)
+        if m:
+            yield Problem(
+                path,
+                f"begins with {m.group(0)!r}, which sd-scripts reads as its --{name} option "
+                f"({meaning}), not as prompt text",
+                "reword the start of the prompt (put another word first)",
+            )
+            break
+
+
+@_check
+def check_sample_prompts(job: TrainingJob) -> Iterator[Problem]:
+    """Prompt texts and numbers that sd-scripts' prompt file would not carry exactly."""
+    s = job.sampling
+    holders: list[tuple[str, Any]] = [("sampling", s)]
+    holders += [(f"sampling.prompts[{i}]", p) for i, p in enumerate(s.prompts)]
+    for where, holder in holders:
+        if holder is not s:
+            yield from _prompt_text_problems(f"{where}.prompt", holder.prompt, negative=False)
+        if holder.negative_prompt is not None:
+            yield from _prompt_text_problems(
+                f"{where}.negative_prompt", holder.negative_prompt, negative=True
+            )
+        for key in ("width", "height"):
+            value = getattr(holder, key)
+            if value is not None and value % 8:
+                low = value - value % 8
+                yield Problem(
+                    f"{where}.{key}",
+                    f"{value} is not a multiple of 8; sd-scripts rounds it down to {low}",
+                    f"use {low} or {low + 8}",
+                )
+        if holder.seed is not None and holder.seed > MAX_TORCH_SEED:
+            yield Problem(
+                f"{where}.seed",
+                f"{holder.seed} is above {MAX_TORCH_SEED}, the largest seed torch takes; "
+                "sampling would fail",
+                "use a smaller seed",
+            )
 
 
 @_check
@@ -220,8 +341,6 @@ def check_noise_and_loss(job: TrainingJob) -> Iterator[Problem]:
             f'log_with = "{t.log_with}" needs a logging_dir',
             'set training.logging_dir (e.g. "logs")',
         )
-    if job.model.no_half_vae and job.model.family != "sdxl":
-        yield Problem("model.no_half_vae", "only applies to sdxl", "remove model.no_half_vae")
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -364,6 +483,28 @@ def check_network(job: TrainingJob) -> Iterator[Problem]:
 
 
 # ----------------------------------------------------------------------------- optimizer
+# Arguments ScheduleFreeOptimizer offers that a schedulefree 1.4 class does not take
+# (its __init__ signatures; sd-scripts passes optimizer_args as keyword arguments).
+_SCHEDULEFREE_UNTAKEN: dict[str, tuple[str, ...]] = {
+    "RAdamScheduleFree": ("warmup_steps",),
+    "SGDScheduleFree": ("betas",),
+}
+_SCHEDULEFREE_FIX = {
+    "warmup_steps": " (RAdamScheduleFree warms up by itself), or use AdamWScheduleFree",
+    "betas": " (SGDScheduleFree takes momentum in extra_args), or use AdamWScheduleFree",
+}
+
+
+def _optimizer_arg(o: Any, key: str) -> tuple[str, Any]:
+    """Where an optimizer argument is set and its value as sd-scripts gets it (None: not set).
+
+    extra_args are rendered after the typed fields, and sd-scripts keeps the last ``key=value``.
+    """
+    if key in o.extra_args:
+        return f"optimizer.extra_args.{key}", o.extra_args[key]
+    return f"optimizer.{key}", getattr(o, key, None)
+
+
 @_check
 def check_optimizer(job: TrainingJob) -> Iterator[Problem]:
     o = job.optimizer
@@ -392,6 +533,27 @@ def check_optimizer(job: TrainingJob) -> Iterator[Problem]:
                 "raises an error",
                 "set lr_warmup_steps = 0, or optimizer.relative_step = false",
             )
+    if isinstance(o, AdaFactorOptimizer):
+        # sd-scripts tests both by truth value (train_util.py:5049-5055).
+        relative = _optimizer_arg(o, "relative_step")[1]
+        where, warmup_init = _optimizer_arg(o, "warmup_init")
+        if relative is not None and not relative and warmup_init:
+            yield Problem(
+                where,
+                "Adafactor's warmup_init needs relative_step; with relative_step = false "
+                "sd-scripts turns relative_step back on, ignoring learning_rate and the scheduler",
+                "remove warmup_init (or set it to false), or set optimizer.relative_step = true",
+            )
+    if isinstance(o, ScheduleFreeOptimizer):
+        for key in _SCHEDULEFREE_UNTAKEN.get(o.type, ()):
+            where, value = _optimizer_arg(o, key)
+            if value is not None:
+                yield Problem(
+                    where,
+                    f"{o.type} (schedulefree 1.4, as sd-scripts pins it) takes no {key}; training "
+                    "would stop with a TypeError",
+                    f"remove {key}" + _SCHEDULEFREE_FIX[key],
+                )
     s = job.scheduler
     if s.lr_scheduler == "constant" and s.lr_warmup_steps:
         yield Problem(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from .base import StrictModel
 
@@ -34,6 +34,10 @@ SAMPLERS: tuple[str, ...] = get_args(Sampler)
 class SamplePrompt(StrictModel):
     """One sample prompt. Rendered as a line of sd-scripts' prompt file (`--w 512 --h 512 ...`)."""
 
+    # Text sd-scripts' prompt-line reader would misread (a " --" in it, a prompt that starts like
+    # one of its options or with "#", ...) is refused by check_sample_prompts in rules.py, with the
+    # key path, the reason and the fix (the schema is unchanged: docs/job.schema.json).
+
     prompt: Annotated[str, Field(min_length=1, description="The prompt text.")]
     negative_prompt: Annotated[str | None, Field(description="Negative prompt (--n).")] = None
     width: Annotated[int | None, Field(ge=64, le=4096, description="Width in pixels (--w).")] = None
@@ -50,18 +54,6 @@ class SamplePrompt(StrictModel):
     sample_sampler: Annotated[
         Sampler | None, Field(description="Sampler for this prompt (--ss).")
     ] = None
-
-    @field_validator("prompt", "negative_prompt")
-    @classmethod
-    def _one_line(cls, v: str | None) -> str | None:
-        # sd-scripts reads one prompt per line and splits options on " --" (train_util.py:6254).
-        if v is None:
-            return v
-        if "\n" in v or "\r" in v:
-            raise ValueError("must be a single line (sd-scripts reads one prompt per line)")
-        if " --" in v:
-            raise ValueError("must not contain ' --': sd-scripts splits prompt options there")
-        return v
 
 
 class SamplingConfig(StrictModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
@@ -444,11 +445,28 @@ def render_dataset_toml(job: TrainingJob) -> str:
 
 
 # ----------------------------------------------------------------------------- sample prompts
+def _plain_number(value: float) -> str:
+    """A float in positional notation that reads back as exactly ``value``: sd-scripts reads
+    ``--l`` with the pattern ``[\\d.]+`` before float(), so ``5e-05`` would come back as 5.0.
+
+    ``repr`` is the shortest text that round-trips; Decimal spells the same number without an
+    exponent (``5e-05`` -> ``0.00005``, ``1e+16`` -> ``10000000000000000``).
+    """
+    return format(Decimal(repr(float(value))), "f")
+
+
+def _prompt_option(key: str, value: Any) -> str:
+    """``--w 512``: ints and the sampler as written, the scale (a float) never in exponent form."""
+    return f"--{key} {_plain_number(value) if key == 'l' else value}"
+
+
 def render_sample_prompts(job: TrainingJob) -> str | None:
     """The ``--sample_prompts`` file (.txt format), or None when the job has no prompts.
 
     Width and height default to the training resolution: sd-scripts' own default is 512x512 even
-    for SDXL (train_util.py:6506-6513).
+    for SDXL (train_util.py:6506-6513). They always follow the prompt, so the prompt is never the
+    end of the stripped line and keeps its trailing characters; text sd-scripts would misread is
+    refused before this (rules.check_sample_prompts).
     """
     s = job.sampling
     if not s.prompts:
@@ -468,7 +486,7 @@ def render_sample_prompts(job: TrainingJob) -> str | None:
             ("l", p.scale or s.scale),
             ("ss", p.sample_sampler),
         ]
-        parts += [f"--{k} {v}" for k, v in options if v is not None and v != ""]
+        parts += [_prompt_option(k, v) for k, v in options if v is not None and v != ""]
         lines.append(" ".join(parts))
     return "\n".join(lines) + "\n"
 

@@ -124,12 +124,11 @@ class TestNoiseAndLoss:
         data = job(training={"log_with": "tensorboard", "logging_dir": "logs"})
         assert validate_job(data).training.logging_dir == "logs"
 
-    def test_no_half_vae_only_sdxl(self) -> None:
-        p = only(job(model={"no_half_vae": True}), "model.no_half_vae")
-        assert (p.message, p.hint) == ("only applies to sdxl", "remove model.no_half_vae")
-
-    def test_no_half_vae_sdxl_ok(self) -> None:
-        assert validate_job(job(model={"family": "sdxl", "no_half_vae": True})).model.no_half_vae
+    @pytest.mark.parametrize("family", ["sd15", "sd2", "sdxl"])
+    def test_no_half_vae_for_every_family(self, family: str) -> None:
+        # train_network.py takes --no_half_vae for every family (issue 17 item 7).
+        data = job(model={"family": family, "no_half_vae": True})
+        assert validate_job(data).model.no_half_vae
 
 
 class TestCachingMore:
