@@ -24,6 +24,9 @@ from .models.training import TrainingConfig
 
 __all__ = ["ImportResult", "import_kohya_config", "job_dict_from_kohya"]
 
+# Credentials sd-scripts takes as arguments -> the variable their library reads instead.
+_SECRET_VARIABLES = {"wandb_api_key": "WANDB_API_KEY", "huggingface_token": "HF_TOKEN"}
+
 _MODEL_KEYS = {
     "pretrained_model_name_or_path",
     "v_parameterization",
@@ -485,7 +488,16 @@ def job_dict_from_kohya(
     for key, value in flat.items():
         if key in modelled:
             continue
-        if key in known:
+        if key in _SECRET_VARIABLES:
+            problems.append(
+                Problem(
+                    key,
+                    "a secret; not imported (a job file would keep it in clear)",
+                    f"set {_SECRET_VARIABLES[key]} in the environment the trainer runs in",
+                    "warning",
+                )
+            )
+        elif key in known:
             extra[key] = value
         else:
             close = difflib.get_close_matches(key, sorted(known), n=1)

@@ -305,3 +305,21 @@ def test_a_dataset_config_that_is_not_there_falls_back_to_the_folders(tmp_path: 
     (subset,) = job.dataset.subsets
     assert subset.image_dir == str(tmp_path / "img" / "2_oilpaint style")  # type: ignore[union-attr]
     assert job.dataset.resolution == (64, 64)
+
+
+def test_secrets_are_not_imported() -> None:
+    data, problems = job_dict_from_kohya(
+        _config(
+            logging_arguments={"wandb_api_key": "abc123", "wandb_run_name": "oil"},
+            huggingface_arguments={"huggingface_token": "hf_xyz"},
+        )
+    )
+    found = _by_path(problems)
+    assert found["wandb_api_key"].severity == "warning"
+    assert found["wandb_api_key"].hint == "set WANDB_API_KEY in the environment the trainer runs in"
+    assert (
+        found["huggingface_token"].hint is not None
+        and "HF_TOKEN" in found["huggingface_token"].hint
+    )
+    assert data["extra_args"] == {"wandb_run_name": "oil"}
+    assert "abc123" not in str(data) and "hf_xyz" not in str(data)

@@ -594,13 +594,26 @@ def _modelled_keys() -> dict[str, str]:
     return out
 
 
+# sd-scripts arguments that carry credentials -> the environment variable the library that uses
+# them reads by itself (wandb.login, huggingface_hub) when the argument is not given.
+_SECRETS = {"wandb_api_key": "WANDB_API_KEY", "huggingface_token": "HF_TOKEN"}
+
+
 @_check
 def check_extra_args(job: TrainingJob) -> Iterator[Problem]:
     known = known_args(job.model.family)
     modelled = _modelled_keys()
     for key in job.extra_args:
         where = f"extra_args.{key}"
-        if key in modelled and key not in ("extra_args",):
+        if key in _SECRETS:
+            yield Problem(
+                where,
+                "a secret in a job file would be written in clear into config.toml, job.json and "
+                "the queue",
+                f"remove it and set {_SECRETS[key]} in the environment instead (the trainer "
+                "inherits it, and nothing records it)",
+            )
+        elif key in modelled and key not in ("extra_args",):
             yield Problem(
                 where,
                 f"'{key}' is part of the job format",

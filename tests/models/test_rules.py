@@ -255,6 +255,17 @@ class TestExtraArgs:
     def test_known(self) -> None:
         assert validate_job(job(extra_args={"huber_c": 0.2})).extra_args == {"huber_c": 0.2}
 
+    @pytest.mark.parametrize(
+        ("key", "variable"), [("wandb_api_key", "WANDB_API_KEY"), ("huggingface_token", "HF_TOKEN")]
+    )
+    def test_secrets_stay_out_of_job_files(self, key: str, variable: str) -> None:
+        with pytest.raises(ConfigError) as info:
+            validate_job(job(extra_args={key: "hf_abc123"}))
+        (p,) = [p for p in info.value.problems if p.path == f"extra_args.{key}"]
+        assert p.message.startswith("a secret in a job file would be written in clear")
+        assert p.hint is not None and f"set {variable} in the environment" in p.hint
+        assert "hf_abc123" not in str(info.value)  # the error does not repeat the secret
+
 
 def _hint(data: dict[str, Any], path: str) -> str | None:
     with pytest.raises(ConfigError) as info:
