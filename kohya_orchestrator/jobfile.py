@@ -405,6 +405,11 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str | None]:
         }[kind]
         bound = next(iter(ctx.values()), "?")
         return f"must be {sign} {bound} (got {_describe(value)})", None
+    if kind == "string_unicode":  # a lone surrogate: it cannot be written to any file
+        return (
+            "contains a character that cannot be written as UTF-8 (a lone surrogate)",
+            "remove it (it usually comes from a broken copy and paste)",
+        )
     if kind in ("string_too_short", "too_short"):
         return "must not be empty", None
     if kind == "string_pattern_mismatch":

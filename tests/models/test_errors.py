@@ -181,3 +181,21 @@ def test_validate_job_of_something_that_is_not_a_table(data: object) -> None:
         validate_job(data)  # type: ignore[arg-type]
     (problem,) = info.value.problems
     assert problem.message.startswith("a job is a table of sections") and problem.hint
+
+
+def test_a_lone_surrogate_says_what_and_how_to_fix() -> None:
+    data = {
+        "model": {"pretrained_model_name_or_path": "/m/x.safetensors"},
+        "dataset": {"subsets": [{"image_dir": "/d/img/20_x"}]},
+        "network": {"algo": "lora"},
+        "training": {"output_dir": "/o", "output_name": "x"},
+        "sampling": {"prompts": [{"prompt": "a\ud800"}]},
+    }
+    with pytest.raises(ConfigError) as info:
+        validate_job(data)
+    (problem,) = info.value.problems
+    assert problem.path == "sampling.prompts[0].prompt"
+    assert problem.message == (
+        "contains a character that cannot be written as UTF-8 (a lone surrogate)"
+    )
+    assert problem.hint is not None and problem.hint.startswith("remove it")
