@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_oracle import run_lab_oracle
 from plancases import Case, build_cases, oracle_summary, summary
 
 HERE = Path(__file__).resolve().parent
@@ -27,20 +27,9 @@ def run_oracle(lab: Path, cases: list[Case], workdir: Path) -> list[dict[str, An
     """sd-scripts' numbers for each case."""
     spec = workdir / "cases.json"
     spec.write_text(json.dumps([c.oracle_case(workdir) for c in cases]), encoding="utf-8")
-    sd = lab / "sd-scripts"
-    env = {**os.environ, "PYTHONPATH": str(sd), "PYTHONIOENCODING": "utf-8"}
-    proc = subprocess.run(
-        [str(lab / "venv" / "bin" / "python"), str(HERE / "_sd_dataset_oracle.py"), str(spec)],
-        cwd=sd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result: list[dict[str, Any]] = run_lab_oracle(
+        lab, HERE / "_sd_dataset_oracle.py", spec, timeout_s=120
     )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("ORACLE ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
-    result: list[dict[str, Any]] = json.loads(lines[-1][len("ORACLE ") :])
     return result
 
 

@@ -11,10 +11,7 @@ prompt, size, steps, seed, scale and sampler. All examples go to ONE subprocess 
 from __future__ import annotations
 
 import copy
-import json
-import os
 import re
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lab_oracle import run_lab_oracle
 
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.jobfile import load_job, validate_job
@@ -211,24 +209,7 @@ def _reason(message: str) -> str:
 
 
 def _read_with_sd_scripts(lab: Path, files: list[Path]) -> list[list[dict[str, Any]]]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(lab / "sd-scripts"),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONIOENCODING": "utf-8",
-    }
-    proc = subprocess.run(
-        [str(lab / "venv" / "bin" / "python"), str(ORACLE), *map(str, files)],
-        cwd=lab / "sd-scripts",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("ORACLE ")), None)
-    assert proc.returncode == 0 and line, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result: list[list[dict[str, Any]]] = json.loads(line[len("ORACLE ") :])
+    result: list[list[dict[str, Any]]] = run_lab_oracle(lab, ORACLE, *files)
     return result
 
 

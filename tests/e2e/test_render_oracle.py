@@ -6,13 +6,11 @@ read_config_from_file and each dataset.toml via its voluptuous ConfigSanitizer a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from lab_oracle import run_lab_oracle
 
 from kohya_orchestrator.jobfile import load_job
 from kohya_orchestrator.render.toml import network_args
@@ -32,30 +30,10 @@ def _oracle(lab: Path, case: str, tmp_path: Path) -> dict:
     job = load_job(GOLDEN / case / "job.toml")
     config = tmp_path / "config.toml"
     config.write_text((GOLDEN / case / "config.toml").read_text(encoding="utf-8"), encoding="utf-8")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(lab / "sd-scripts"),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONIOENCODING": "utf-8",
-    }
-    proc = subprocess.run(
-        [
-            str(lab / "venv" / "bin" / "python"),
-            str(ORACLE),
-            job.model.script,
-            str(config),
-            str(GOLDEN / case / "dataset.toml"),
-        ],
-        cwd=lab / "sd-scripts",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result: dict = run_lab_oracle(
+        lab, ORACLE, job.model.script, config, GOLDEN / case / "dataset.toml"
     )
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("ORACLE ")), None)
-    assert proc.returncode == 0 and line, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(line[len("ORACLE ") :])
+    return result
 
 
 @pytest.mark.parametrize("case", CASES)
