@@ -94,10 +94,10 @@ def all_files(folder: Path) -> list[str]:
 
 
 def bench_times(root: Path, repeat: int) -> list[tuple[str, float, float, float | None]]:
-    from kohya_orchestrator.dataset_tree import IMAGE_EXTENSIONS
-    from kohya_orchestrator.inspection.dataset import inspect_dataset
-    from kohya_orchestrator.inspection.imageheaders import read_size
-    from kohya_orchestrator.plan import plan_dataset
+    from kohya_orchestrator.datasets.imageheaders import read_size
+    from kohya_orchestrator.datasets.plan import plan_dataset
+    from kohya_orchestrator.datasets.report import inspect_dataset
+    from kohya_orchestrator.datasets.tree import IMAGE_EXTENSIONS
 
     tree = root / "all"
     folders = sorted(str(p) for p in tree.iterdir())
@@ -156,8 +156,8 @@ def bench_times(root: Path, repeat: int) -> list[tuple[str, float, float, float 
 _CHILD = """
 import resource, sys, json, tracemalloc
 sys.path.insert(0, {repo!r})
-from kohya_orchestrator.plan import plan_dataset
-from kohya_orchestrator.inspection.dataset import inspect_dataset
+from kohya_orchestrator.datasets.plan import plan_dataset
+from kohya_orchestrator.datasets.report import inspect_dataset
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tracemalloc.start()
 plan = plan_dataset({tree!r}, **{options!r})

@@ -36,7 +36,7 @@ def bench_startup(runs: int = 31) -> tuple[float, float]:
 
 
 def bench_render(n: int = 1000) -> float:
-    from kohya_orchestrator.jobfile import load_job
+    from kohya_orchestrator.jobs.loading import load_job
     from kohya_orchestrator.render.toml import RenderPaths, render_job
 
     cases = sorted((REPO / "tests" / "golden" / "render").glob("*/job.toml"))

@@ -164,7 +164,7 @@ def _seconds_per_step(console_log: Path) -> float | None:
 
 
 def _probe_seconds() -> float:
-    from kohya_orchestrator.environment import find_install, probe_environment
+    from kohya_orchestrator.environment.discovery import find_install, probe_environment
 
     install = find_install(LAB)
     assert install is not None

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kohya_orchestrator.inspection.lora import inspect_lora  # noqa: E402
+from kohya_orchestrator.outputs.lora import inspect_lora  # noqa: E402
 
 REAL_LOKR = REPO / "tests" / "fixtures" / "sd-scripts" / "loras" / "c_lokr_preset.safetensors"
 TARGET_MS = 50.0

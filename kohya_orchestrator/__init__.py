@@ -20,9 +20,9 @@ if TYPE_CHECKING:
         SetupError,
         TrainingFailed,
     )
-    from .jobfile import load_job, validate_job
+    from .jobs.loading import load_job, validate_job
+    from .jobs.presets import list_presets, load_preset
     from .models import TrainingJob
-    from .presets import list_presets, load_preset
     from .render.toml import RenderedFiles, RenderPaths, render_job
 
 __all__ = [
@@ -53,10 +53,10 @@ _LAZY = {
     "SetupError": "errors",
     "TrainingFailed": "errors",
     "TrainingJob": "models",
-    "load_job": "jobfile",
-    "validate_job": "jobfile",
-    "list_presets": "presets",
-    "load_preset": "presets",
+    "load_job": "jobs.loading",
+    "validate_job": "jobs.loading",
+    "list_presets": "jobs.presets",
+    "load_preset": "jobs.presets",
     "RenderPaths": "render.toml",
     "RenderedFiles": "render.toml",
     "render_job": "render.toml",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .environment import Install
+from .environment.discovery import Install
 from .events import Event
 from .models import TrainingJob
 from .render.command import LaunchOptions

@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__
-from .checks import check_outputs, check_paths
-from .environment import Environment, Install, probe_environment, require_install
+from .environment.discovery import Environment, Install, probe_environment, require_install
+from .environment.lycoris import check_before_launch
 from .errors import ConfigError, Problem
 from .events import (
     CheckpointSaved,
@@ -42,13 +42,13 @@ from .events import (
     parse_sample_filename,
 )
 from .events import ResourceSample as ResourceSampleEvent
-from .inspection.lora_header import check_run_outputs
-from .jobfile import resolve_relative_paths, validate_job
+from .jobs.checks import check_outputs, check_paths
+from .jobs.loading import resolve_relative_paths, validate_job
 from .launch.monitor import ResourceMonitor
 from .launch.process import ProcessHandle, spawn
 from .launch.rundir import RunDir, redact_env
-from .lycoris_compat import check_before_launch
 from .models import TrainingJob
+from .outputs.lora_header import check_run_outputs
 from .render.command import LaunchOptions, build_launch_spec
 from .render.files import CONFIG_NAME, DATASET_NAME, PROMPTS_NAME, render_into, shipped_preset_file
 from .sinks import EventSink, SinkError
@@ -287,13 +287,13 @@ class Run:
             status, reason = RunStatus.FAILED, f"exit code 0 but no final model file {final}"
         else:
             status = RunStatus.SUCCEEDED
-            try:  # the saved files are what the job asked for (inspection/lora_header.py)
+            try:  # the saved files are what the job asked for (outputs/lora_header.py)
                 self._emit(check_run_outputs(self.job, self.run_dir, s.checkpoints, s.plan))
             except Exception as exc:  # never fail a finished training over its check
                 s.sink_errors.append(f"output check: {exc!r}")
         remedies: list[str] = []
         if status == RunStatus.FAILED and any(e.category == "oom" for e in s.errors):
-            from .remedies import memory_remedies
+            from .jobs.remedies import memory_remedies
 
             remedies = [f"{r.description}: {r.as_set_args()}" for r in memory_remedies(self.job)]
             if remedies:

@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from kohya_orchestrator.environment import Install
-from kohya_orchestrator.jobfile import validate_job
+from kohya_orchestrator.environment.discovery import Install
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob
 from kohya_orchestrator.render.command import LaunchOptions
 from kohya_orchestrator.run import Run, start

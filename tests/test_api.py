@@ -18,7 +18,7 @@ from fake_runs import FAKE_SD_SCRIPTS, fake_install, fake_job, processes_gone, r
 
 import kohya_orchestrator.run as run_module
 from kohya_orchestrator import api
-from kohya_orchestrator.environment import Install
+from kohya_orchestrator.environment.discovery import Install
 from kohya_orchestrator.errors import LaunchError
 from kohya_orchestrator.events import Event, RunStatus
 from kohya_orchestrator.render.command import LaunchOptions
@@ -241,7 +241,7 @@ def test_a_sink_whose_close_raises_still_lets_the_run_end(
 def test_extra_env_and_a_given_environment_reach_the_run(
     captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kohya_orchestrator.environment import Environment
+    from kohya_orchestrator.environment.discovery import Environment
 
     replay(monkeypatch, captures_dir, "f_missing_dir")
     environment = Environment(

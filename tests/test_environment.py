@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kohya_orchestrator.environment import (
+from kohya_orchestrator.environment.discovery import (
     Check,
     Environment,
     GpuInfo,

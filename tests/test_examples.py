@@ -665,12 +665,12 @@ def test_prog_follows_argv0(monkeypatch: pytest.MonkeyPatch, argv0: str, prog: s
 
 
 def test_example_data_is_the_demo_dataset(tmp_path: Path) -> None:
-    """docs/examples/img is what kohya_orchestrator/demo.py makes: the same files, captions and
+    """docs/examples/img is what kohya_orchestrator/datasets/demo.py makes: the same files, captions and
     image sizes (pixels may differ between Pillow versions). Regenerate it with
     ``ensure_demo_dataset(Path("docs/examples"))``."""
     from PIL import Image
 
-    from kohya_orchestrator.demo import DEMO_FOLDER, ensure_demo_dataset
+    from kohya_orchestrator.datasets.demo import DEMO_FOLDER, ensure_demo_dataset
 
     made = ensure_demo_dataset(tmp_path) / DEMO_FOLDER
     shipped = REPO / "docs" / "examples" / "img" / DEMO_FOLDER

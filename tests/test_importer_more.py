@@ -17,7 +17,7 @@ from PIL import Image
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.errors import ConfigError, Problem
-from kohya_orchestrator.importer import import_kohya_config, job_dict_from_kohya
+from kohya_orchestrator.jobs.import_toml import import_kohya_config, job_dict_from_kohya
 
 # The real configs in the repository (tests/conftest.py's SD_LOGS / "_configs").
 CONFIGS = (

@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 
 from kohya_orchestrator.events import TrainingPlan
-from kohya_orchestrator.inspection.lora_header import (
+from kohya_orchestrator.jobs.loading import validate_job
+from kohya_orchestrator.launch.rundir import RunDir
+from kohya_orchestrator.models import TrainingJob
+from kohya_orchestrator.outputs.lora_header import (
     HeaderError,
     check_run_outputs,
     read_header,
     verify_output,
 )
-from kohya_orchestrator.jobfile import validate_job
-from kohya_orchestrator.launch.rundir import RunDir
-from kohya_orchestrator.models import TrainingJob
 
 PLAN = TrainingPlan(seq=0, epochs=2, total_steps=8, batches_per_epoch=4)
 

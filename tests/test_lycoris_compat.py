@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 import toml
 
-from kohya_orchestrator.environment import Environment, Install, diagnose
-from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.jobfile import validate_job
-from kohya_orchestrator.lycoris_compat import (
+from kohya_orchestrator.environment.discovery import Environment, Install, diagnose
+from kohya_orchestrator.environment.lycoris import (
     COMPAT_TABLE,
     LYCORIS_ALGOS,
     MEASURED_VERSIONS,
@@ -29,6 +27,8 @@ from kohya_orchestrator.lycoris_compat import (
     resolve_symbolic_preset,
     shipped_preset_file,
 )
+from kohya_orchestrator.errors import ConfigError
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob
 from kohya_orchestrator.models.network import (
     LYCORIS_BUILTIN_PRESETS,
@@ -504,7 +504,7 @@ class TestValidate:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         from kohya_orchestrator.cli.main import main
-        from kohya_orchestrator.environment import explicit_install
+        from kohya_orchestrator.environment.discovery import explicit_install
 
         assert explicit_install(None, env={}) is None
         monkeypatch.setenv("KOHYA_SD_SCRIPTS", str(sd_scripts))

@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 
 from kohya_orchestrator.events import EventAdapter
-from kohya_orchestrator.jobfile import deep_merge, parse_set_overrides, validate_job
-from kohya_orchestrator.remedies import memory_remedies
+from kohya_orchestrator.jobs.loading import deep_merge, parse_set_overrides, validate_job
+from kohya_orchestrator.jobs.remedies import memory_remedies
 from kohya_orchestrator.ui.progress import RichProgressSink
 
 GOLDEN_EVENTS = Path(__file__).resolve().parent / "golden" / "events"

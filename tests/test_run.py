@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fake_runs import fake_install, fake_job, processes_gone, replay, start_fake
 
-from kohya_orchestrator.environment import Install
+from kohya_orchestrator.environment.discovery import Install
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.events import EventAdapter, RunStatus
 from kohya_orchestrator.run import Watchdogs, read_events

@@ -30,7 +30,7 @@ def load_job_from_args(args: argparse.Namespace) -> TrainingJob:
     """Load ``args.job`` with ``args.overrides``; raises ConfigError on any problem."""
     from pathlib import Path
 
-    from ..jobfile import load_job
+    from ..jobs.loading import load_job
 
     return load_job(Path(args.job), overrides=args.overrides)
 

@@ -12,7 +12,7 @@
 Example::
 
     from kohya_orchestrator.queue import JobQueue, NewJob, run_queue
-    from kohya_orchestrator.jobfile import load_job
+    from kohya_orchestrator.jobs.loading import load_job
 
     queue = JobQueue()  # ~/.local/share/kohya_orchestrator/queue
     queue.add([NewJob(load_job(Path("a.toml"))), NewJob(load_job(Path("b.toml")))])

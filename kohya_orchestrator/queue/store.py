@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, Problem
-from ..jobfile import dump_job_toml, read_toml
+from ..jobs.loading import dump_job_toml, read_toml
 from ..launch.rundir import RunDir, slugify
 from .locks import RunnerLock, runner_alive
 from .records import FINISHED, Attempt, JobStatus, NewJob, QueueJob, default_queue_dir

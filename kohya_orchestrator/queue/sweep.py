@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import BaseModel
 
-from ..checks import check_outputs, check_paths
 from ..errors import ConfigError, Problem
-from ..jobfile import Layer, compose_layers, parse_set_overrides, read_toml, validate_job
+from ..jobs.checks import check_outputs, check_paths
+from ..jobs.loading import Layer, compose_layers, parse_set_overrides, read_toml, validate_job
 from ..launch.rundir import slugify
 from ..models import TrainingJob
 from ..models import network as network_models
@@ -33,7 +33,7 @@ from .records import NewJob, QueueJob
 from .store import JobQueue
 
 if TYPE_CHECKING:
-    from ..outputs import ComparisonRow
+    from ..outputs.run_outputs import ComparisonRow
 
 __all__ = [
     "GridAxis",
@@ -398,7 +398,7 @@ def queue_sweep(queue: JobQueue, plan: SweepPlan) -> list[QueueJob]:
 
 def compare_sweep(queue: JobQueue, name: str) -> list[tuple[QueueJob, ComparisonRow | None]]:
     """Each job of a sweep with the comparison row of its latest run (None: it never ran)."""
-    from ..outputs import compare_runs
+    from ..outputs.run_outputs import compare_runs
 
     jobs = queue.jobs(sweep=name)
     ran = [j for j in jobs if j.run_dir is not None and j.run_dir.is_dir()]

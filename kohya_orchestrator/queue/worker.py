@@ -3,7 +3,7 @@
 Each job runs through :func:`kohya_orchestrator.run.start` in its own run directory (with the
 usual events), pinned to its worker's GPU through ``LaunchOptions(gpu_ids=(gpu,))``. A failure
 never stops the queue. A job that fails with CUDA out of memory is retried with a lighter plan:
-the job's memory remedies (:func:`kohya_orchestrator.remedies.memory_remedies`, a fixed order)
+the job's memory remedies (:func:`kohya_orchestrator.jobs.remedies.memory_remedies`, a fixed order)
 applied cumulatively, one more per retry, at most ``oom_retries`` times. Every attempt is a row
 in the queue and has a ``queue.json`` in its run directory saying what was applied and why.
 """
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..environment import Environment, Install, probe_environment, require_install
+from ..environment.discovery import Environment, Install, probe_environment, require_install
 from ..errors import ConfigError, OrchestratorError, Problem
 from ..events import RunStatus
-from ..jobfile import Layer, compose_layers, validate_job
+from ..jobs.loading import Layer, compose_layers, validate_job
+from ..jobs.remedies import Remedy, memory_remedies
 from ..launch.rundir import RunDir
 from ..models import TrainingJob
-from ..remedies import Remedy, memory_remedies
 from ..render.command import LaunchOptions
 from ..run import RunResult, Watchdogs, read_events, start
 from ..sinks import EventSink

@@ -12,8 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..environment.lycoris import shipped_preset_file
 from ..errors import ConfigError, Problem
-from ..lycoris_compat import shipped_preset_file
 from ..models import TrainingJob
 from .toml import RenderedFiles, RenderPaths, render_job
 

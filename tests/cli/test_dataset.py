@@ -143,7 +143,7 @@ def test_verb_modules_import_only_argparse() -> None:
     code = (
         "import sys; import kohya_orchestrator.cli.commands.dataset, "
         "kohya_orchestrator.cli.commands.plan; "
-        "heavy = [m for m in ('pydantic', 'rich', 'PIL', 'kohya_orchestrator.plan') "
+        "heavy = [m for m in ('pydantic', 'rich', 'PIL', 'kohya_orchestrator.datasets.plan') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run(

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "datasets"))
 from dsgen import make_subset
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.tagging import TAGGER_SCRIPT
+from kohya_orchestrator.datasets.tagging import TAGGER_SCRIPT
 
 
 # ----------------------------------------------------------------------------- inspect

@@ -69,8 +69,8 @@ def test_module_entry_point_runs() -> None:
 def test_import_never_pulls_torch() -> None:
     code = (
         "import sys, kohya_orchestrator as k\n"
-        "import kohya_orchestrator.cli.main, kohya_orchestrator.jobfile, kohya_orchestrator.render.toml\n"
-        "import kohya_orchestrator.presets, kohya_orchestrator.importer\n"
+        "import kohya_orchestrator.cli.main, kohya_orchestrator.jobs.loading, kohya_orchestrator.render.toml\n"
+        "import kohya_orchestrator.jobs.presets, kohya_orchestrator.jobs.import_toml\n"
         "k.TrainingJob\n"
         "bad = [m for m in ('torch', 'diffusers', 'lycoris', 'transformers', 'accelerate') if m in sys.modules]\n"
         "print(','.join(bad))\n"

@@ -13,8 +13,8 @@ from typing import Any
 
 from dsgen import VARIED, cycle_sizes, make_image, make_subset
 
-from kohya_orchestrator.jobfile import validate_job
-from kohya_orchestrator.plan import StepPlan, plan_dataset, plan_job
+from kohya_orchestrator.datasets.plan import StepPlan, plan_dataset, plan_job
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.render.toml import render_dataset_toml
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dsgen import make_subset
 
-from kohya_orchestrator.captions import BACKUP_DIR, edit_caption_text, edit_captions
+from kohya_orchestrator.datasets.captions import BACKUP_DIR, edit_caption_text, edit_captions
 from kohya_orchestrator.errors import ConfigError
 
 

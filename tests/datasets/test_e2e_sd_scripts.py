@@ -68,7 +68,7 @@ def test_legacy_tree_subsets_equal_sd_scripts(compared: dict[str, Any]) -> None:
         (os.path.basename(s["image_dir"]), s["num_repeats"], s["class_tokens"], s["is_reg"])
         for s in result["datasets"][0]["subsets"]
     )
-    from kohya_orchestrator.dataset_tree import read_tree
+    from kohya_orchestrator.datasets.tree import read_tree
 
     tree = read_tree(case.train_dir, case.reg_dir)
     ours = sorted((s.name, s.repeats, s.class_tokens, s.is_reg) for s in tree.subsets)

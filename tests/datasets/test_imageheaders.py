@@ -9,7 +9,7 @@ import pytest
 from dsgen import image_bytes
 from PIL import Image
 
-from kohya_orchestrator.inspection.imageheaders import (
+from kohya_orchestrator.datasets.imageheaders import (
     HeaderError,
     parse_header,
     read_header,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from dsgen import image_bytes, make_image, make_subset
 
+from kohya_orchestrator.datasets.report import DatasetReport, inspect_dataset, ratio_label
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.inspection.dataset import DatasetReport, inspect_dataset, ratio_label
 
 
 def _codes(report: DatasetReport, name: str | None = None) -> list[str]:

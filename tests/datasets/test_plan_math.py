@@ -16,13 +16,13 @@ import pytest
 from dsgen import cycle_sizes, make_image, make_subset
 from plancases import build_cases, oracle_summary, summary
 
-from kohya_orchestrator.jobfile import validate_job
-from kohya_orchestrator.plan import (
+from kohya_orchestrator.datasets.plan import (
     BucketSelector,
     make_bucket_resolutions,
     plan_dataset,
     plan_job,
 )
+from kohya_orchestrator.jobs.loading import validate_job
 
 EXPECTED = Path(__file__).resolve().parent / "sd_scripts_expected.json"
 
@@ -64,7 +64,7 @@ class TestBuckets:
 
     @pytest.mark.parametrize("size", [(50, 50), (2000, 10), (0, 10)])
     def test_zero_sized_bucket_is_an_error(self, size: tuple[int, int]) -> None:
-        from kohya_orchestrator.plan import BucketError
+        from kohya_orchestrator.datasets.plan import BucketError
 
         with pytest.raises(BucketError):
             BucketSelector((512, 512), no_upscale=True).select(*size)
@@ -257,7 +257,7 @@ def test_render_plan_text(tmp_path: Path) -> None:
     _tree(tmp_path / "train", {"5_zengxin oilpaint": [(512, 512)] * 3 + [(1024, 256)]})
     _tree(tmp_path / "reg", {"1_painting": [(512, 512)] * 2}, reg=True)
     plan = plan_dataset(tmp_path / "train", tmp_path / "reg", batch_size=2, max_train_steps=30)
-    from kohya_orchestrator.plan import render_plan_text
+    from kohya_orchestrator.datasets.plan import render_plan_text
 
     text = render_plan_text(plan)
     lines = text.splitlines()

@@ -10,14 +10,14 @@ import pytest
 from PIL import Image
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.tagging import (
+from kohya_orchestrator.datasets.tagging import (
     TAGGER_SCRIPT,
     TaggerOptions,
     build_tagger_spec,
     check_before_tagging,
     run_tagger,
 )
+from kohya_orchestrator.errors import ConfigError
 
 
 def _models(tmp_path: Path) -> str:

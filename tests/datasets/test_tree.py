@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from dsgen import make_image, make_subset
 
-from kohya_orchestrator.dataset_tree import (
+from kohya_orchestrator.datasets.tree import (
     create_subsets,
     find_caption,
     read_tree,

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.environment import find_install
+from kohya_orchestrator.environment.discovery import find_install
 from kohya_orchestrator.installer import MARKER
-from kohya_orchestrator.jobfile import dump_job_toml, validate_job
+from kohya_orchestrator.jobs.loading import dump_job_toml, validate_job
 
 from .conftest import tiny_job
 

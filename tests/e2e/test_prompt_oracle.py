@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from lab_oracle import run_lab_oracle
 
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.jobfile import load_job, validate_job
+from kohya_orchestrator.jobs.loading import load_job, validate_job
 from kohya_orchestrator.models import TrainingJob
 from kohya_orchestrator.models.sampling import SAMPLERS
 from kohya_orchestrator.render.toml import render_sample_prompts

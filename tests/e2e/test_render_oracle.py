@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from lab_oracle import run_lab_oracle
 
-from kohya_orchestrator.jobfile import load_job
+from kohya_orchestrator.jobs.loading import load_job
 from kohya_orchestrator.render.toml import network_args
 
 if sys.version_info >= (3, 11):

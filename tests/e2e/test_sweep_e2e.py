@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.jobfile import dump_job_toml, validate_job
+from kohya_orchestrator.jobs.loading import dump_job_toml, validate_job
 from kohya_orchestrator.queue import JobQueue, JobStatus
 
 from .conftest import tiny_job

@@ -9,9 +9,9 @@ import psutil
 import pytest
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.environment import find_install
+from kohya_orchestrator.environment.discovery import find_install
 from kohya_orchestrator.events import RunStatus
-from kohya_orchestrator.jobfile import dump_job_toml, validate_job
+from kohya_orchestrator.jobs.loading import dump_job_toml, validate_job
 from kohya_orchestrator.run import Watchdogs, read_events, start
 
 from .conftest import tiny_job

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.environment import find_install
+from kohya_orchestrator.environment.discovery import find_install
 from kohya_orchestrator.errors import SetupError
 from kohya_orchestrator.installer import MARKER, InstallOptions, StepReport, run_install
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.jobfile import load_job, parse_set_overrides, read_toml, validate_job
+from kohya_orchestrator.jobs.loading import load_job, parse_set_overrides, read_toml, validate_job
 
 BASE = {
     "model": {"pretrained_model_name_or_path": "/m.safetensors"},

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.jobfile import validate_job
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob, job_warnings
 
 BASE: dict[str, Any] = {

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kohya_orchestrator.errors import ConfigError, Problem
-from kohya_orchestrator.jobfile import validate_job
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob, job_warnings
 from kohya_orchestrator.models.dataset import DreamBoothSubset, FineTuningSubset, _subset_kind
 from kohya_orchestrator.models.optimizer import optimizer_tag

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kohya_orchestrator.errors import ConfigError, Problem
-from kohya_orchestrator.jobfile import validate_job
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models.rules import MAX_TORCH_SEED
 
 BASE: dict[str, Any] = {

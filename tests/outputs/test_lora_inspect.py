@@ -11,7 +11,7 @@ import pytest
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.inspection.lora import LoraInfo, inspect_lora, lora_info_from_metadata
+from kohya_orchestrator.outputs.lora import LoraInfo, inspect_lora, lora_info_from_metadata
 
 from .conftest import write_safetensors
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kohya_orchestrator.inspection.lora import inspect_lora, lora_info_from_metadata
+from kohya_orchestrator.outputs.lora import inspect_lora, lora_info_from_metadata
 
 _DTYPE_BYTES = {"F16": 2, "F32": 4}
 

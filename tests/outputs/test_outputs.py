@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.outputs import (
+from kohya_orchestrator.outputs.run_outputs import (
     CONTACT_SHEET_PNG,
     LOSS_CURVE_PNG,
     TensorBoardMissing,

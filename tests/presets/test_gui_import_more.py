@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kohya_orchestrator.errors import ConfigError, Problem
-from kohya_orchestrator.gui_import import gui_to_job_dict, import_gui_preset
+from kohya_orchestrator.jobs.import_gui import gui_to_job_dict, import_gui_preset
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 

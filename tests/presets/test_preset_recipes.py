@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.environment import Install
+from kohya_orchestrator.datasets.plan import plan_job
+from kohya_orchestrator.environment.discovery import Install
 from kohya_orchestrator.errors import ConfigError, PresetNotFound
-from kohya_orchestrator.jobfile import load_job
-from kohya_orchestrator.plan import plan_job
-from kohya_orchestrator.presets import (
+from kohya_orchestrator.jobs.loading import load_job
+from kohya_orchestrator.jobs.presets import (
     PRESET_ONLY_KEYS,
     StepTarget,
     choose_epochs,
@@ -92,7 +92,7 @@ class TestEpochsFromData:
         )
 
     def test_a_job_file_layer_also_wins(self, paintings: Path) -> None:
-        from kohya_orchestrator.jobfile import Layer
+        from kohya_orchestrator.jobs.loading import Layer
 
         built = preset_job(
             "oilpaint",
@@ -408,7 +408,7 @@ def test_preset_cli_trains_when_data_and_an_install_are_given(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import kohya_orchestrator.cli.commands.train as train_verb
-    import kohya_orchestrator.environment as environment
+    import kohya_orchestrator.environment.discovery as environment
 
     model = tmp_path / "sd15.safetensors"
     model.write_bytes(b"")
@@ -445,7 +445,7 @@ def test_preset_cli_without_data_never_trains(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import kohya_orchestrator.cli.commands.train as train_verb
-    import kohya_orchestrator.environment as environment
+    import kohya_orchestrator.environment.discovery as environment
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)

@@ -11,8 +11,8 @@ import pytest
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.errors import PresetNotFound
-from kohya_orchestrator.jobfile import Layer, compose_layers, validate_job
-from kohya_orchestrator.presets import list_presets, preset_layers, presets_dir
+from kohya_orchestrator.jobs.loading import Layer, compose_layers, validate_job
+from kohya_orchestrator.jobs.presets import list_presets, preset_layers, presets_dir
 from kohya_orchestrator.render.toml import RenderPaths, render_job
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ def test_presets_load_from_an_installed_wheel(tmp_path: Path, built_wheel: Path)
         assert "kohya_orchestrator/_presets/oilpaint.toml" in names
         zf.extractall(site)
     code = (
-        "import kohya_orchestrator.presets as p\n"
+        "import kohya_orchestrator.jobs.presets as p\n"
         "print(p.presets_dir())\n"
         "print(sorted(i.name for i in p.list_presets()))\n"
         "p.preset_layers('oilpaint')\n"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fake_runs import fake_job
 
-from kohya_orchestrator.environment import Install
+from kohya_orchestrator.environment.discovery import Install
 from kohya_orchestrator.queue import JobQueue, QueueJob, QueueRunner
 from kohya_orchestrator.render.command import LaunchOptions
 

@@ -14,8 +14,8 @@ import pytest
 from kohya_orchestrator.cli.commands.queue import notice_printer
 from kohya_orchestrator.cli.commands.sweep import print_comparison
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.environment import Install
-from kohya_orchestrator.jobfile import dump_job_toml
+from kohya_orchestrator.environment.discovery import Install
+from kohya_orchestrator.jobs.loading import dump_job_toml
 from kohya_orchestrator.queue import JobQueue, JobStatus
 
 from .conftest import FakeLab, make_job, run_fake

@@ -21,7 +21,7 @@ import pytest
 
 from kohya_orchestrator.cli.commands.queue import notice_printer
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.jobfile import dump_job_toml
+from kohya_orchestrator.jobs.loading import dump_job_toml
 from kohya_orchestrator.queue import JobQueue, JobStatus, NewJob, QueueJob, QueueNotice
 from kohya_orchestrator.queue.locks import RunnerLock
 

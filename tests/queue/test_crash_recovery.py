@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from kohya_orchestrator.environment import Install
+from kohya_orchestrator.environment.discovery import Install
 from kohya_orchestrator.queue import JobQueue, JobStatus, NewJob
 from kohya_orchestrator.queue.locks import RunnerLock
 from kohya_orchestrator.run import read_events

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kohya_orchestrator.environment import Install
+from kohya_orchestrator.environment.discovery import Install
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.queue import JobQueue, JobStatus, NewJob, QueueRunner
 from kohya_orchestrator.queue.locks import RunnerLock

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.jobfile import dump_job_toml
+from kohya_orchestrator.jobs.loading import dump_job_toml
 from kohya_orchestrator.models.network import LoraNetwork
 from kohya_orchestrator.queue import JobQueue, expand_sweep, parse_grid, queue_sweep
 

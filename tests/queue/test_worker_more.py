@@ -16,9 +16,9 @@ from typing import Any
 import psutil
 import pytest
 
-from kohya_orchestrator.environment import Install
+from kohya_orchestrator.environment.discovery import Install
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.jobfile import validate_job
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob
 from kohya_orchestrator.queue import JobQueue, JobStatus, NewJob, QueueNotice, QueueRunner
 from kohya_orchestrator.queue.locks import RunnerLock

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import toml
 
-from kohya_orchestrator.importer import job_dict_from_kohya
-from kohya_orchestrator.jobfile import dump_job_toml, load_job, validate_job
+from kohya_orchestrator.jobs.import_toml import job_dict_from_kohya
+from kohya_orchestrator.jobs.loading import dump_job_toml, load_job, validate_job
 from kohya_orchestrator.render.toml import RenderPaths, render_job
 
 if sys.version_info >= (3, 11):

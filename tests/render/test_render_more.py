@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import toml
 
+from kohya_orchestrator.environment.lycoris import shipped_preset_file
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.jobfile import validate_job
-from kohya_orchestrator.lycoris_compat import shipped_preset_file
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob
 from kohya_orchestrator.render._writer import dumps, format_value
 from kohya_orchestrator.render.command import (

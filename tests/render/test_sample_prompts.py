@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kohya_orchestrator.jobfile import validate_job
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob
 from kohya_orchestrator.render.toml import (
     RenderPaths,

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ...captions import CaptionEdit
-    from ...dataset_tree import CreateResult, Finding
-    from ...inspection.dataset import DatasetReport
-    from ...tagging import TaggerOptions
+    from ...datasets.captions import CaptionEdit
+    from ...datasets.report import DatasetReport
+    from ...datasets.tagging import TaggerOptions
+    from ...datasets.tree import CreateResult, Finding
 
 _EPILOG = (
     "examples:\n"
@@ -208,7 +208,7 @@ def print_findings(findings: Sequence[Finding], *, root: str | None = None) -> N
 
 # ----------------------------------------------------------------------------- actions
 def _create(args: argparse.Namespace) -> int:
-    from ...dataset_tree import create_subsets
+    from ...datasets.tree import create_subsets
 
     result = create_subsets(
         args.src,
@@ -241,7 +241,7 @@ def _print_created(result: CreateResult, args: argparse.Namespace) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from ...inspection.dataset import inspect_dataset
+    from ...datasets.report import inspect_dataset
     from .plan import _parse_resolution
 
     report = inspect_dataset(
@@ -317,7 +317,7 @@ def _print_report(report: DatasetReport) -> None:
 
 
 def _captions(args: argparse.Namespace) -> int:
-    from ...captions import edit_captions
+    from ...datasets.captions import edit_captions
 
     result = edit_captions(
         args.dir,
@@ -358,7 +358,7 @@ def _print_edit(result: CaptionEdit, root: str) -> None:
 
 def tagger_options(args: argparse.Namespace) -> TaggerOptions:
     """The typed tagger options from the command line."""
-    from ...tagging import TaggerOptions
+    from ...datasets.tagging import TaggerOptions
 
     def split(text: str) -> list[str]:
         return [t.strip() for t in text.split(",") if t.strip()]
@@ -388,10 +388,10 @@ def _tag(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from ...environment import require_install
+    from ...datasets.tagging import build_tagger_spec, check_before_tagging, run_tagger
+    from ...environment.discovery import require_install
     from ...errors import ConfigError
-    from ...jobfile import problems_from_validation_error
-    from ...tagging import build_tagger_spec, check_before_tagging, run_tagger
+    from ...jobs.loading import problems_from_validation_error
     from ...ui.messages import console, fail, hint, ok
 
     try:

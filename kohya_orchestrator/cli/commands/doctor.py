@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from kohya_orchestrator.environment import Check, Install
+    from kohya_orchestrator.environment.discovery import Check, Install
 
 __all__ = ["add_parser", "run"]
 
@@ -90,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from kohya_orchestrator.environment import diagnose, probe_environment, require_install
+    from kohya_orchestrator.environment.discovery import (
+        diagnose,
+        probe_environment,
+        require_install,
+    )
     from kohya_orchestrator.errors import SetupError
     from kohya_orchestrator.ui.messages import console
 

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ...errors import ConfigError, Problem
-    from ...importer import import_kohya_config
-    from ...jobfile import dump_job_toml
+    from ...jobs.import_toml import import_kohya_config
+    from ...jobs.loading import dump_job_toml
     from ...render.files import write_atomic
     from ...ui.messages import ok, print_problems
 

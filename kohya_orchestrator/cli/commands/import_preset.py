@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ...errors import ConfigError, Problem
-    from ...gui_import import import_gui_preset
+    from ...jobs.import_gui import import_gui_preset
     from ...render.files import write_atomic
     from ...ui.messages import hint, ok, print_problems
 

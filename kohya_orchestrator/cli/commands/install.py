@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from pathlib import Path
 
-    from kohya_orchestrator.environment import default_config_path
+    from kohya_orchestrator.environment.discovery import default_config_path
     from kohya_orchestrator.installer import InstallOptions, run_install
     from kohya_orchestrator.ui.messages import console, hint, ok
 

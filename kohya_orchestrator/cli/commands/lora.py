@@ -7,7 +7,7 @@ import argparse
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
 if TYPE_CHECKING:
-    from ...inspection.lora import LoraInfo
+    from ...outputs.lora import LoraInfo
 
 __all__ = ["add_parser", "run"]
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ...inspection.lora import inspect_lora
+    from ...outputs.lora import inspect_lora
 
     info = inspect_lora(Path(args.file))
     if args.json:

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ...plan import StepPlan
+    from ...datasets.plan import StepPlan
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -128,8 +128,8 @@ def _check_positive(args: argparse.Namespace) -> None:
 def _plan_from_args(args: argparse.Namespace) -> StepPlan:
     from pathlib import Path
 
+    from ...datasets.plan import plan_dataset, plan_job
     from ...errors import ConfigError, Problem
-    from ...plan import plan_dataset, plan_job
 
     _check_positive(args)
     if args.job and args.train_dir:
@@ -145,7 +145,7 @@ def _plan_from_args(args: argparse.Namespace) -> StepPlan:
                 [Problem(flags, "only for --train-dir", "with a job, use --set KEY=VALUE")],
                 source="plan",
             )
-        from ...jobfile import load_job
+        from ...jobs.loading import load_job
 
         job = load_job(Path(args.job), overrides=args.overrides)
         return plan_job(job, num_processes=args.num_processes, source=args.job)
@@ -180,7 +180,7 @@ def _plan_from_args(args: argparse.Namespace) -> StepPlan:
 
 def run(args: argparse.Namespace) -> int:
     """Plan and print."""
-    from ...plan import render_plan_text
+    from ...datasets.plan import render_plan_text
     from ...ui.messages import console
     from .dataset import print_findings
 

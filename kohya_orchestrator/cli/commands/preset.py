@@ -106,7 +106,7 @@ def _one(args: argparse.Namespace, form: str) -> str:
 def _list() -> int:
     from rich.table import Table
 
-    from ...presets import list_presets
+    from ...jobs.presets import list_presets
     from ...ui.messages import console
 
     table = Table(box=None, show_header=True, header_style="bold")
@@ -126,7 +126,7 @@ def _list() -> int:
 def _show(name: str) -> int:
     import sys
 
-    from ...presets import load_preset, preset_layers, preset_path
+    from ...jobs.presets import load_preset, preset_layers, preset_path
     from ...ui.messages import hint
 
     preset_layers(name)  # raises PresetNotFound with did-you-mean
@@ -149,7 +149,7 @@ def _copy(name: str, dest: str, *, force: bool) -> int:
     from pathlib import Path
 
     from ...errors import ConfigError, Problem
-    from ...presets import preset_copy_text, preset_layers
+    from ...jobs.presets import preset_copy_text, preset_layers
     from ...render.files import write_atomic
     from ...ui.messages import hint, ok
 
@@ -180,12 +180,12 @@ def _copy(name: str, dest: str, *, force: bool) -> int:
 def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ...checks import check_paths
-    from ...demo import ensure_demo_dataset
-    from ...environment import find_install
-    from ...jobfile import dump_job_toml
+    from ...datasets.demo import ensure_demo_dataset
+    from ...environment.discovery import find_install
+    from ...jobs.checks import check_paths
+    from ...jobs.loading import dump_job_toml
+    from ...jobs.presets import preset_job, vram_overlay
     from ...models import job_warnings
-    from ...presets import preset_job, vram_overlay
     from ...render.command import build_launch_spec
     from ...render.files import CONFIG_NAME, render_into
     from ...run import absolute_job
@@ -285,7 +285,7 @@ def _section(title: str, text: str) -> None:
 
 def _print_plan(job: object) -> None:
     try:
-        from ...plan import plan_job, render_plan_text
+        from ...datasets.plan import plan_job, render_plan_text
     except ImportError:  # pragma: no cover - plan module not present
         return
     from ...ui.messages import console

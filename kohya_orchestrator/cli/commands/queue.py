@@ -212,9 +212,9 @@ def _add(args: argparse.Namespace) -> int:
 
     from rich.markup import escape
 
-    from ...checks import check_outputs, check_paths
     from ...errors import ConfigError, Problem
-    from ...jobfile import load_job
+    from ...jobs.checks import check_outputs, check_paths
+    from ...jobs.loading import load_job
     from ...queue import NewJob
     from ...ui.messages import console, hint, ok
     from .._common import print_warnings
@@ -430,7 +430,7 @@ def _export_slurm(args: argparse.Namespace) -> int:
     from datetime import datetime
     from pathlib import Path
 
-    from ...environment import find_install
+    from ...environment.discovery import find_install
     from ...errors import ConfigError, Problem
     from ...launch.rundir import RunDir
     from ...queue import JobStatus, render_slurm_script

@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     """Render and write."""
     from pathlib import Path
 
-    from ...checks import check_paths
     from ...errors import ConfigError, Problem
+    from ...jobs.checks import check_paths
     from ...render.files import write_rendered
     from ...ui.messages import ok
     from .._common import load_job_from_args, print_warnings, require_no_problems

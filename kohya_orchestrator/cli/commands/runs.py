@@ -122,7 +122,7 @@ def _show(args: argparse.Namespace) -> int:
     import sys
 
     from ...launch.rundir import RunDir
-    from ...outputs import run_outputs
+    from ...outputs.run_outputs import run_outputs
     from ...run import read_events
     from ...ui.messages import console
 
@@ -213,7 +213,7 @@ def _print_outputs(outputs: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ...outputs import RunOutputs
+    from ...outputs.run_outputs import RunOutputs
     from ...ui.messages import console
 
     assert isinstance(outputs, RunOutputs)
@@ -267,7 +267,7 @@ def _pictures(args: argparse.Namespace) -> int:
     import sys
 
     from ...launch.rundir import RunDir
-    from ...outputs import run_outputs
+    from ...outputs.run_outputs import run_outputs
     from ...ui.messages import console, hint, ok
 
     rd = resolve_run(args.runs, args.run[0] if args.run else None)
@@ -295,7 +295,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     from ...errors import ConfigError, Problem
     from ...launch.rundir import RunDir
-    from ...outputs import compare_runs
+    from ...outputs.run_outputs import compare_runs
     from ...ui.messages import console
 
     if not args.run:

@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ...environment import Install
+    from ...environment.discovery import Install
     from ...models import TrainingJob
 
 

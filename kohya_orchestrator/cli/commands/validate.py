@@ -41,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     """Validate and report."""
     from pathlib import Path
 
-    from ...checks import check_paths
-    from ...environment import explicit_install, probe_package_versions
+    from ...environment.discovery import explicit_install, probe_package_versions
+    from ...environment.lycoris import check_network_compat, network_guidance
     from ...errors import Problem
-    from ...lycoris_compat import check_network_compat, network_guidance
+    from ...jobs.checks import check_paths
     from ...models import job_warnings
     from ...ui.messages import ok, print_problems
     from .._common import load_job_from_args, require_no_problems

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, OrchestratorError, PresetNotFound, Problem
-from .jobfile import Layer, compose_layers, parse_set_overrides, read_toml, validate_job
+from ..errors import ConfigError, OrchestratorError, PresetNotFound, Problem
+from .loading import Layer, compose_layers, parse_set_overrides, read_toml, validate_job
 
 if TYPE_CHECKING:
-    from .models import TrainingJob
-    from .plan import StepPlan
+    from ..datasets.plan import StepPlan
+    from ..models import TrainingJob
 
 __all__ = [
     "PRESET_ONLY_KEYS",
@@ -63,11 +63,11 @@ VRAM_TIERS = (8, 12, 24)
 
 def presets_dir() -> Path:
     """The folder holding preset files: the checkout's presets/, else the wheel's copy."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "presets", here / "_presets"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package.parent / "presets", package / "_presets"):
         if candidate.is_dir() and any(candidate.glob("*.toml")):
             return candidate
-    return here / "_presets"
+    return package / "_presets"
 
 
 def vram_overlay(gigabytes: int) -> str:
@@ -490,7 +490,7 @@ def _length_setter(layers: Sequence[Layer]) -> str | None:
 def _epochs_from_data(
     preset: Sequence[Layer], user: Sequence[Layer], target: StepTarget, num_processes: int
 ) -> tuple[EpochChoice | None, str | None]:
-    from .plan import plan_job
+    from ..datasets.plan import plan_job
 
     probe = Layer("probe", {"training": {"max_train_epochs": 1}})
     composed = compose_layers([*preset, *user, probe])
@@ -615,7 +615,7 @@ def preset_job(
     Raises:
         ConfigError: The data folder has no usable subfolders, or the merged job is invalid.
     """
-    from .dataset_tree import subsets_from_tree
+    from ..datasets.tree import subsets_from_tree
 
     cwd = Path.cwd()
     options: dict[str, Any] = {}
@@ -666,7 +666,7 @@ def preset_copy_text(name: str) -> str:
     keeps the preset's fixed ``max_train_epochs``). A preset that extends others, or an overlay,
     is written resolved: every layer merged into one job file.
     """
-    from .render._writer import dumps
+    from ..render._writer import dumps
 
     files, top = _stack(name, ())
     if len(files) == 1:

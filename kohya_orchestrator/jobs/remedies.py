@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .models import TrainingJob
-from .models.optimizer import AdamWOptimizer
+from ..models import TrainingJob
+from ..models.optimizer import AdamWOptimizer
 
 __all__ = ["Remedy", "memory_remedies"]
 

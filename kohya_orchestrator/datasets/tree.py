@@ -30,8 +30,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import ConfigError, Problem
-from .models.dataset import parse_repeats_folder
+from ..errors import ConfigError, Problem
+from ..models.dataset import parse_repeats_folder
 
 __all__ = [
     "CAPTION_EXTENSIONS",

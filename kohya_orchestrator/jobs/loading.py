@@ -16,10 +16,10 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import ConfigError, Problem
-from .models import TrainingJob
-from .models.job import RuleViolations
-from .models.optimizer import KNOWN_OPTIMIZERS
+from ..errors import ConfigError, Problem
+from ..models import TrainingJob
+from ..models.job import RuleViolations
+from ..models.optimizer import KNOWN_OPTIMIZERS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -343,7 +343,7 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str | None]:
         parent = _parent_model(loc)
         options = list(parent.model_fields) if parent else []
         if parent is not None and "algo" in parent.model_fields:
-            from .models.network import Network
+            from ..models.network import Network
 
             others = [m for m in _unwrap(Network) if key in m.model_fields]
             if others:
@@ -388,7 +388,7 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str | None]:
         )
         return f"unknown optimizer type {_describe(t)}", f"{hint} {known}" if hint else known
     if kind == "unknown_algo":
-        from .models.network import ALGOS
+        from ..models.network import ALGOS
 
         t = value.get("algo") if isinstance(value, Mapping) else value
         hint = _did_you_mean(str(t), ALGOS)
@@ -538,7 +538,7 @@ def _drop_none(value: Any) -> Any:
 
 def dump_job_toml(job: TrainingJob, *, header: Sequence[str] = ()) -> str:
     """The job as a job file (TOML) that loads back to an equal job."""
-    from .render._writer import dumps
+    from ..render._writer import dumps
 
     data = job_to_dict(job)
     order = [

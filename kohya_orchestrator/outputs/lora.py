@@ -2,7 +2,7 @@
 
 Only the safetensors header is read (8 bytes of length, then the JSON header with the
 ``__metadata__`` table and each tensor's dtype, shape and offsets, by
-:func:`kohya_orchestrator.inspection.lora_header.read_header`); the tensor data is never touched,
+:func:`kohya_orchestrator.outputs.lora_header.read_header`); the tensor data is never touched,
 so a multi-GB file takes milliseconds. No torch.
 
 sd-scripts stores its training settings as ``ss_*`` metadata strings (``str(v)``, so ``None`` is

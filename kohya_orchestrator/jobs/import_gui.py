@@ -32,13 +32,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .errors import ConfigError, Problem
-from .importer import _literal, _optimizer, _subsets_from_dirs, parse_prompt_line
-from .jobfile import Layer, compose_layers, validate_job
-from .models import TrainingJob
-from .models.dataset import DatasetConfig
-from .models.model import ModelConfig
-from .models.network import (
+from ..errors import ConfigError, Problem
+from ..models import TrainingJob
+from ..models.dataset import DatasetConfig
+from ..models.model import ModelConfig
+from ..models.network import (
     LYCORIS_BUILTIN_PRESETS,
     BoftNetwork,
     DiagOftNetwork,
@@ -50,10 +48,12 @@ from .models.network import (
     LoKrNetwork,
     LoraNetwork,
 )
-from .models.optimizer import SchedulerConfig
-from .models.sampling import SamplingConfig
-from .models.sd_args import known_args
-from .models.training import TrainingConfig
+from ..models.optimizer import SchedulerConfig
+from ..models.sampling import SamplingConfig
+from ..models.sd_args import known_args
+from ..models.training import TrainingConfig
+from .import_toml import _literal, _optimizer, _subsets_from_dirs, parse_prompt_line
+from .loading import Layer, compose_layers, validate_job
 
 __all__ = ["GuiImport", "gui_to_job_dict", "import_gui_preset"]
 
@@ -314,7 +314,7 @@ class GuiImport:
 
     def to_toml(self, out: str | None = None) -> str:
         """The preset file text, with a header saying how to run it."""
-        from .render._writer import dumps
+        from ..render._writer import dumps
 
         target = out or "imported.toml"
         header = [
@@ -977,7 +977,7 @@ def gui_to_job_dict(gui: Mapping[str, Any]) -> tuple[dict[str, Any], list[Proble
 
 def _in_field_order(section: str, values: dict[str, Any]) -> dict[str, Any]:
     """A section's keys in the job model's field order (how a job file is written)."""
-    from .models.optimizer import optimizer_tag
+    from ..models.optimizer import optimizer_tag
 
     models: dict[str, type[BaseModel]] = {
         "model": ModelConfig,
@@ -990,7 +990,7 @@ def _in_field_order(section: str, values: dict[str, Any]) -> dict[str, Any]:
     if section == "network":
         model = _NETWORK_MODELS.get(str(values.get("algo")))
     elif section == "optimizer":
-        from .models import optimizer as optmod
+        from ..models import optimizer as optmod
 
         model = getattr(optmod, optimizer_tag(values), None)
     if model is None:

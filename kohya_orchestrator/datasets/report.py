@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
-from ..dataset_tree import (
+from .imageheaders import HeaderError, ImageHeader, parse_header
+from .plan import BucketCount, BucketSelector
+from .tree import (
     CAPTION_EXTENSIONS,
     DEFAULT_CAPTION_EXTENSION,
     Finding,
@@ -29,8 +31,6 @@ from ..dataset_tree import (
     normalize_caption_extension,
     read_tree,
 )
-from ..plan import BucketCount, BucketSelector
-from .imageheaders import HeaderError, ImageHeader, parse_header
 
 __all__ = [
     "INSPECT_FINDINGS",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import Problem
-from .models import DreamBoothSubset, FineTuningSubset, TrainingJob
+from ..errors import Problem
+from ..models import DreamBoothSubset, FineTuningSubset, TrainingJob
 
 __all__ = ["check_outputs", "check_paths", "looks_like_hub_id"]
 

@@ -33,8 +33,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .errors import ConfigError, Problem
-from .models import (
+from ..errors import ConfigError, Problem
+from ..models import (
     AdaFactorOptimizer,
     DAdaptOptimizer,
     FullNetwork,
@@ -44,7 +44,7 @@ from .models import (
     ProdigyOptimizer,
     TrainingJob,
 )
-from .models.network import (
+from ..models.network import (
     LYCORIS_BUILTIN_PRESETS,
     SHIPPED_LYCORIS_PRESETS,
     SHIPPED_PRESET_PREFIX,
@@ -53,7 +53,7 @@ from .models.network import (
 )
 
 if TYPE_CHECKING:
-    from .environment import Environment, Install
+    from .discovery import Environment, Install
 
 __all__ = [
     "COMPAT_TABLE",
@@ -536,7 +536,7 @@ def check_before_launch(
             return []  # the probe could not run the interpreter; doctor says why
         version = environment.lycoris_version
     elif probe:
-        from .environment import probe_package_versions
+        from .discovery import probe_package_versions
 
         versions = probe_package_versions(install, ("lycoris-lora",))
         if versions is None:

@@ -22,10 +22,10 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .errors import ConfigError, Problem
-from .events import ChildError, Event, LogParser, ProgressBar
-from .models.base import StrictModel
-from .render.command import LaunchSpec
+from ..errors import ConfigError, Problem
+from ..events import ChildError, Event, LogParser, ProgressBar
+from ..models.base import StrictModel
+from ..render.command import LaunchSpec
 
 __all__ = ["TAGGER_SCRIPT", "TagResult", "TaggerOptions", "build_tagger_spec", "run_tagger"]
 
@@ -228,7 +228,7 @@ def run_tagger(
     on_event: Callable[[Event], object] | None = None,
 ) -> TagResult:
     """Tag every image in ``image_dir`` with sd-scripts' WD14 tagger; blocks until it ends."""
-    from .launch.process import spawn
+    from ..launch.process import spawn
 
     replaced = check_before_tagging(options, image_dir)
     backup = _backup(replaced, image_dir)

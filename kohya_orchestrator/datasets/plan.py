@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .dataset_tree import Finding, Severity, make_finding, read_tree, scan_folder
-from .inspection.imageheaders import HeaderError, read_size
+from .imageheaders import HeaderError, read_size
+from .tree import Finding, Severity, make_finding, read_tree, scan_folder
 
 if TYPE_CHECKING:
-    from .models import TrainingJob
+    from ..models import TrainingJob
 
 __all__ = [
     "DEFAULT_MAX_TRAIN_STEPS",
@@ -871,7 +871,7 @@ def plan_dataset(
 
 
 def _job_specs(job: TrainingJob, findings: list[Finding]) -> list[_DatasetSpec]:
-    from .models.dataset import DatasetBlock, DatasetConfig, FineTuningSubset
+    from ..models.dataset import DatasetBlock, DatasetConfig, FineTuningSubset
 
     ds = job.dataset
     extra = job.extra_args

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .events import (
+from ..events import (
     CheckpointSaved,
     EpochStarted,
     RunFinished,
@@ -44,9 +44,9 @@ from .events import (
     TrainingPlan,
     parse_sample_filename,
 )
-from .inspection.lora import LoraInfo, inspect_lora
-from .run import read_events
-from .ui.pictures import Picture, draw_contact_sheet, draw_loss_curve
+from ..run import read_events
+from ..ui.pictures import Picture, draw_contact_sheet, draw_loss_curve
+from .lora import LoraInfo, inspect_lora
 
 __all__ = [
     "CONTACT_SHEET_PNG",

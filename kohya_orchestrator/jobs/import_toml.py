@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, Problem
-from .jobfile import read_toml, validate_job
-from .models import TrainingJob
-from .models.dataset import BucketOptions, CaptionOptions, parse_repeats_folder
-from .models.network import ALGOS
-from .models.sd_args import known_args
-from .models.training import TrainingConfig
+from ..errors import ConfigError, Problem
+from ..models import TrainingJob
+from ..models.dataset import BucketOptions, CaptionOptions, parse_repeats_folder
+from ..models.network import ALGOS
+from ..models.sd_args import known_args
+from ..models.training import TrainingConfig
+from .loading import read_toml, validate_job
 
 __all__ = ["ImportResult", "import_kohya_config", "job_dict_from_kohya"]
 
@@ -235,8 +235,8 @@ def _optimizer(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
     if flat.get("use_8bit_adam"):
         opt["type"] = "AdamW8bit"
     args = _parse_kv(flat.get("optimizer_args"), "optimizer_args", problems)
-    from .models import optimizer as optmod
-    from .models.optimizer import optimizer_tag
+    from ..models import optimizer as optmod
+    from ..models.optimizer import optimizer_tag
 
     model = getattr(optmod, optimizer_tag(opt), None)
     fields = set(model.model_fields) if model is not None else set()

@@ -1046,7 +1046,7 @@ def _check_lycoris(env: Environment, py: str) -> Check:
             fix=f"{py} -m pip install lycoris-lora",
         )
     # The verdicts come from the compatibility table (lycoris_compat.py, docs/networks.md).
-    from .lycoris_compat import describe_lycoris
+    from .lycoris import describe_lycoris
 
     status, detail, fix = describe_lycoris(version)
     if fix is not None:

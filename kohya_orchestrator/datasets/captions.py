@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from .dataset_tree import (
+from ..errors import ConfigError, Problem
+from .tree import (
     DEFAULT_CAPTION_EXTENSION,
     Finding,
     find_caption,
@@ -30,7 +31,6 @@ from .dataset_tree import (
     read_tree,
     scan_folder,
 )
-from .errors import ConfigError, Problem
 
 __all__ = [
     "BACKUP_DIR",

@@ -7,7 +7,7 @@ The safetensors format starts with an 8-byte little-endian header length N, then
 docs/sd-scripts-reference.md section 6.2).
 
 :func:`verify_output` compares one file with the job and the step plan (the sd-scripts banner, or
-:mod:`kohya_orchestrator.plan`): network module, algo and ``network_args``, dim and alpha, epochs
+:mod:`kohya_orchestrator.datasets.plan`): network module, algo and ``network_args``, dim and alpha, epochs
 and steps, resolution, base model version, learning rate, scheduler and optimizer class.
 :func:`check_run_outputs` does it for every checkpoint of a finished run, writes
 ``output_check.json`` into the run directory and returns one warning event per mismatch.
