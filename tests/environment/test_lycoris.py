@@ -44,7 +44,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRESETS = REPO / "kohya_orchestrator" / "lycoris_presets"
 # PresetConfig keys LyCORIS accepts in a preset file (ly:lycoris/config_sdk.py VALID_PRESET_KEYS,
 # lycoris-lora 4.1.3; 3.4.0 has the same file). Unknown keys make read_preset fail.

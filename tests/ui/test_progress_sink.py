@@ -1,12 +1,13 @@
 """RichProgressSink, event by event: what each event kind prints and how the bars move.
 
-Events are built by hand here (the sink parses nothing); tests/test_remedies_and_progress.py feeds
+Events are built by hand here (the sink parses nothing); test_progress_sink_renders_a_real_run feeds
 it a whole real run. Output goes to ``Console(file=StringIO(), width=100, color_system=None)``.
 """
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -16,6 +17,7 @@ from kohya_orchestrator.events import (
     ChildError,
     ChildWarning,
     EpochStarted,
+    EventAdapter,
     Phase,
     PhaseChanged,
     RunFinished,
@@ -25,6 +27,8 @@ from kohya_orchestrator.events import (
     TrainingPlan,
 )
 from kohya_orchestrator.ui.progress import RichProgressSink
+
+GOLDEN_EVENTS = Path(__file__).resolve().parents[1] / "golden" / "events"
 
 
 def _sink() -> tuple[RichProgressSink, io.StringIO]:
@@ -150,3 +154,19 @@ def test_run_finished_stops_the_display_and_close_is_idempotent() -> None:
     sink.close()
     sink.close()
     assert buf.getvalue().splitlines()[-1] == "succeeded in 1 s"
+
+
+def test_progress_sink_renders_a_real_run() -> None:
+    buf = io.StringIO()
+    sink = RichProgressSink(Console(file=buf, width=100, force_terminal=False, color_system=None))
+    lines = (
+        (GOLDEN_EVENTS / "a_lora_accelerate.events.jsonl").read_text(encoding="utf-8").splitlines()
+    )
+    events = [EventAdapter.validate_json(x) for x in lines if x.strip()]
+    for event in events:
+        sink.handle(event)
+    sink.close()
+    out = buf.getvalue()
+    assert "plan: 8 images x repeats, 4 batches/epoch, 2 epochs, 8 steps" in out
+    assert "checkpoint /srv/kohya/out/a_lora_accelerate/a_lora_accelerate-000001.safetensors" in out
+    assert out.count("checkpoint ") == 2

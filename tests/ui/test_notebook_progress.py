@@ -37,7 +37,7 @@ from kohya_orchestrator.ui import notebook
 from kohya_orchestrator.ui.notebook import NotebookProgressSink, ProgressView, in_notebook
 from kohya_orchestrator.ui.progress import RichProgressSink
 
-GOLDEN_EVENTS = Path(__file__).resolve().parent / "golden" / "events"
+GOLDEN_EVENTS = Path(__file__).resolve().parents[1] / "golden" / "events"
 
 
 class FakeHandle:

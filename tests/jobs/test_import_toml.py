@@ -21,7 +21,7 @@ from kohya_orchestrator.jobs.import_toml import import_kohya_config, job_dict_fr
 
 # The real configs in the repository (tests/conftest.py's SD_LOGS / "_configs").
 CONFIGS = (
-    Path(__file__).resolve().parent / "fixtures" / "sd-scripts" / "sd-scripts-logs" / "_configs"
+    Path(__file__).resolve().parents[1] / "fixtures" / "sd-scripts" / "sd-scripts-logs" / "_configs"
 )
 MODEL = {"pretrained_model_name_or_path": "/srv/kohya/models/sd15-random.safetensors"}
 
