@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from .._fs import write_atomic
 from ..errors import ConfigError, Problem
 from .tree import (
     DEFAULT_CAPTION_EXTENSION,
@@ -175,13 +176,6 @@ def _backup_dir(folder: str, stamp: str) -> str:
     return path
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def edit_captions(
     folder: str | os.PathLike[str],
     action: Action,
@@ -282,5 +276,5 @@ def _apply(folder: str, changes: list[CaptionChange], stamp: str) -> str:
     for change in changes:
         if change.created and os.path.lexists(change.path):
             continue  # never overwrite: appeared since we looked
-        _write_atomic(change.path, change.after)
+        write_atomic(change.path, change.after)
     return backup

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._fs import write_atomic
 from .._version import __version__
 from ..errors import SetupError
 from .plan import (
@@ -146,9 +147,7 @@ class _Installer:
 
     def _save_state(self, step: str, key: str) -> None:
         self.state[step] = key
-        tmp = self.target / (STATE + ".tmp")
-        tmp.write_text(json.dumps(self.state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(self.target / STATE)
+        write_atomic(self.target / STATE, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
 
     def _run(self, argv: Sequence[str], what: str, cwd: Path | None = None) -> str:
         """Run one command, logging its output; raise a SetupError that says why it failed."""
@@ -451,9 +450,7 @@ class _Installer:
             "versions": self.versions,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        tmp = self.target / (MARKER + ".tmp")
-        tmp.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(self.target / MARKER)
+        write_atomic(self.target / MARKER, json.dumps(marker, indent=2) + "\n")
         registered = self._register(config_file) if self.o.register else None
         self._say("done", f"marker {self.target / MARKER}")
         return registered
@@ -479,9 +476,7 @@ class _Installer:
                 )
             return None
         # Top-level keys must come before any [table]; the file is ours to read, so prepend.
-        tmp = config_file.with_name(config_file.name + ".tmp")
-        tmp.write_text(line + text, encoding="utf-8")
-        tmp.replace(config_file)
+        write_atomic(config_file, line + text)
         return config_file
 
 

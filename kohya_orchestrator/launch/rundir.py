@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
@@ -29,6 +27,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kohya_orchestrator.errors import ConfigError, Problem
+
+from .._fs import write_atomic
 
 __all__ = [
     "COMMAND_JSON",
@@ -211,19 +211,7 @@ class RunDir:
         Returns:
             The file's path.
         """
-        target = self.file(name)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return target
+        return write_atomic(self.file(name), data)
 
     def write_text(self, name: str, text: str) -> Path:
         """Atomically write ``text`` as UTF-8 (line endings kept as given)."""

@@ -9,8 +9,9 @@ from .dataset import (
     Subset,
     parse_repeats_folder,
 )
+from .family import FAMILIES, FamilyProfile
 from .job import RuleViolations, TrainingJob
-from .model import FAMILY_SCRIPTS, ModelConfig
+from .model import ModelConfig
 from .network import (
     BoftNetwork,
     DiagOftNetwork,
@@ -40,7 +41,8 @@ from .sampling import SamplePrompt, SamplingConfig
 from .training import TrainingConfig
 
 __all__ = [
-    "FAMILY_SCRIPTS",
+    "FAMILIES",
+    "FamilyProfile",
     "AdaFactorOptimizer",
     "AdamWOptimizer",
     "BoftNetwork",

@@ -7,24 +7,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .base import StrictModel
+from .family import Family, profile
 
-__all__ = ["FAMILY_BUCKET_STEP", "FAMILY_SCRIPTS", "Family", "ModelConfig"]
-
-Family = Literal["sd15", "sd2", "sdxl"]
-"""Model families. flux and sd3 have scripts in sd-scripts but no job model here yet."""
-
-# Which sd-scripts entry point trains a network for each family (flux/sd3 kept for later).
-FAMILY_SCRIPTS: dict[str, str] = {
-    "sd15": "train_network.py",
-    "sd2": "train_network.py",
-    "sdxl": "sdxl_train_network.py",
-    "flux": "flux_train_network.py",
-    "sd3": "sd3_train_network.py",
-}
-
-# bucket_reso_steps must be divisible by this (train_network.py:175 asserts 64 for SD1/2;
-# sdxl_train_network.py asserts 32).
-FAMILY_BUCKET_STEP: dict[str, int] = {"sd15": 64, "sd2": 64, "sdxl": 32, "flux": 64, "sd3": 32}
+__all__ = ["Family", "ModelConfig"]
 
 
 class ModelConfig(StrictModel):
@@ -83,9 +68,9 @@ class ModelConfig(StrictModel):
     @property
     def v2(self) -> bool:
         """True for SD 2.x models (sd-scripts: --v2)."""
-        return self.family == "sd2"
+        return profile(self.family).v2
 
     @property
     def script(self) -> str:
         """The sd-scripts training script for this family."""
-        return FAMILY_SCRIPTS[self.family]
+        return profile(self.family).script

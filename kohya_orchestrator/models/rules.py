@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem
 from .dataset import DatasetBlock, DatasetConfig, DreamBoothSubset, FineTuningSubset
-from .model import FAMILY_BUCKET_STEP
+from .family import profile
 from .network import (
     DyLoraNetwork,
     IA3Network,
@@ -275,7 +275,7 @@ def check_caching(job: TrainingJob) -> Iterator[Problem]:
                         f"set training.cache_latents = false, or remove {key}",
                     )
     if t.cache_text_encoder_outputs:
-        if job.model.family != "sdxl":
+        if not profile(job.model.family).caches_text_encoder_outputs:
             yield Problem(
                 "training.cache_text_encoder_outputs",
                 f"only SDXL can cache text-encoder outputs (family is {job.model.family})",
@@ -409,7 +409,7 @@ def check_dataset_shape(job: TrainingJob) -> Iterator[Problem]:
 @_check
 def check_buckets(job: TrainingJob) -> Iterator[Problem]:
     family = job.model.family
-    step_multiple = FAMILY_BUCKET_STEP[family]
+    step_multiple = profile(family).bucket_step
     ds = job.dataset
     for where, block in _blocks(ds):
         steps = block.bucket_reso_steps
@@ -448,7 +448,7 @@ def check_network(job: TrainingJob) -> Iterator[Problem]:
             "keep one",
         )
     if isinstance(n, LoraNetwork):
-        expected = 23 if job.model.family == "sdxl" else 25
+        expected = profile(job.model.family).lora_blocks
         pairs = (("block_dims", "block_alphas"), ("conv_block_dims", "conv_block_alphas"))
         for dims_key, alphas_key in pairs:
             dims, alphas = getattr(n, dims_key), getattr(n, alphas_key)
@@ -695,13 +695,13 @@ def warn_network(job: TrainingJob) -> Iterator[Problem]:
 @_warn
 def warn_model(job: TrainingJob) -> Iterator[Problem]:
     m = job.model
-    if m.family == "sd15" and m.v_parameterization:
+    if profile(m.family).warn_v_parameterization and m.v_parameterization:
         yield Problem(
             "model.v_parameterization",
             "SD 1.5 models predict noise, not v",
             "remove it unless your model is a v-prediction fine-tune",
         )
-    if m.family == "sdxl" and m.clip_skip is not None:
+    if not profile(m.family).uses_clip_skip and m.clip_skip is not None:
         yield Problem("model.clip_skip", "SDXL ignores clip_skip", "remove model.clip_skip")
 
 

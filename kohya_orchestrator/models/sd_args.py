@@ -6,7 +6,9 @@ read_config_from_file accepts any key, train_util.py:4748-4761). Names only: fac
 
 from __future__ import annotations
 
-__all__ = ["COMMON_ARGS", "FAMILY_ARGS", "known_args"]
+from .family import profile
+
+__all__ = ["COMMON_ARGS", "known_args"]
 
 # fmt: off
 COMMON_ARGS: frozenset[str] = frozenset({
@@ -59,17 +61,9 @@ COMMON_ARGS: frozenset[str] = frozenset({
     "zero3_save_16bit_model", "zero_stage", "zero_terminal_snr"
 })
 
-FAMILY_ARGS: dict[str, frozenset[str]] = {
-    "sd15": frozenset(),
-    "sd2": frozenset(),
-    "sdxl": frozenset({
-        "cache_text_encoder_outputs", "cache_text_encoder_outputs_to_disk",
-        "disable_mmap_load_safetensors"
-    }),
-}
 # fmt: on
 
 
 def known_args(family: str) -> frozenset[str]:
     """Every argument name the training script of this family accepts."""
-    return COMMON_ARGS | FAMILY_ARGS.get(family, frozenset())
+    return COMMON_ARGS | profile(family).only_args

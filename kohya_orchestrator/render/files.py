@@ -8,10 +8,9 @@ this machine's site-packages.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from .._fs import write_atomic
 from ..environment.lycoris import shipped_preset_file
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
@@ -23,25 +22,12 @@ __all__ = [
     "PROMPTS_NAME",
     "render_into",
     "shipped_preset_file",
-    "write_atomic",
     "write_rendered",
 ]
 
 CONFIG_NAME = "config.toml"
 DATASET_NAME = "dataset.toml"
 PROMPTS_NAME = "sample_prompts.txt"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, then rename (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def render_into(job: TrainingJob, folder: Path) -> RenderedFiles:

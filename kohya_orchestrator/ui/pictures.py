@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from .._fs import write_atomic
 
 __all__ = [
     "Box",
@@ -160,17 +160,7 @@ class Picture:
         Returns:
             The file's path.
         """
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.to_png())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return write_atomic(path, self.to_png(), mkdir=True)
 
 
 # --------------------------------------------------------------------------- contact sheet

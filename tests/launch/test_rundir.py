@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.launch import rundir as rundir_module
 from kohya_orchestrator.launch.rundir import (
     RunDir,
     RunSummary,
@@ -106,21 +105,14 @@ class TestWrites:
         run.write_text("config.toml", "short\n")
         assert (run.path / "config.toml").read_text() == "short\n"
 
-    def test_failed_write_keeps_old_file_and_leaves_no_temp(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_failed_write_keeps_old_file_and_leaves_no_temp(self, tmp_path: Path) -> None:
         run = RunDir.create(tmp_path, "job", now=NOW)
         run.write_text("config.toml", "old\n")
-
-        def fail(src: str, dst: str) -> None:
-            raise OSError("disk full")
-
-        monkeypatch.setattr(rundir_module.os, "replace", fail)
-        with pytest.raises(OSError, match="disk full"):
-            run.write_text("config.toml", "new\n")
-        monkeypatch.undo()
+        (run.path / "taken").mkdir()  # the rename onto a folder fails for real
+        with pytest.raises(IsADirectoryError):
+            run.write_text("taken", "new\n")
         assert (run.path / "config.toml").read_text() == "old\n"
-        assert [p.name for p in run.path.iterdir()] == ["config.toml"]
+        assert sorted(p.name for p in run.path.iterdir()) == ["config.toml", "taken"]
 
     @pytest.mark.parametrize("name", ["", "..", "a/b", "..\\x"])
     def test_rejects_paths(self, tmp_path: Path, name: str) -> None:

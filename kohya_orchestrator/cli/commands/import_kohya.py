@@ -37,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from ..._fs import write_atomic
     from ...errors import ConfigError, Problem
     from ...jobs.import_toml import import_kohya_config
     from ...jobs.loading import dump_job_toml
-    from ...render.files import write_atomic
     from ...ui.messages import ok, print_problems
 
     result = import_kohya_config(

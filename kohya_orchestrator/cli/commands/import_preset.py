@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from ..._fs import write_atomic
     from ...errors import ConfigError, Problem
     from ...jobs.import_gui import import_gui_preset
-    from ...render.files import write_atomic
     from ...ui.messages import hint, ok, print_problems
 
     result = import_gui_preset(Path(args.file))

@@ -148,9 +148,9 @@ def _show(name: str) -> int:
 def _copy(name: str, dest: str, *, force: bool) -> int:
     from pathlib import Path
 
+    from ..._fs import write_atomic
     from ...errors import ConfigError, Problem
     from ...jobs.presets import preset_copy_text, preset_layers
-    from ...render.files import write_atomic
     from ...ui.messages import hint, ok
 
     preset_layers(name)
