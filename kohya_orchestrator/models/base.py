@@ -8,7 +8,12 @@ __all__ = ["LenientModel", "StrictModel"]
 
 
 class StrictModel(BaseModel):
-    """For user input: unknown keys are errors, instances are immutable."""
+    """For user input: unknown keys are errors, instances are immutable, types are strict.
+
+    Strict means a value is taken only in its own type: ``true`` is not the number 1 and ``"16"``
+    is not the integer 16 (an integer is still a valid float). TOML arrays for tuple fields are
+    accepted where the field says so (``Strict(False)`` on the tuple; its items stay strict).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -18,6 +23,7 @@ class StrictModel(BaseModel):
         defer_build=True,  # build validators on first use: start-up is on `train`'s critical path
         populate_by_name=False,
         allow_inf_nan=False,
+        strict=True,
     )
 
 

@@ -11,7 +11,7 @@ import re
 from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Strict, Tag, field_validator
 
 from .base import StrictModel
 
@@ -25,7 +25,8 @@ __all__ = [
     "parse_repeats_folder",
 ]
 
-Resolution = int | tuple[int, int]
+Resolution = int | Annotated[tuple[int, int], Strict(False)]
+"""A square side or [width, height]; a TOML array becomes the tuple (its items stay strict)."""
 ResizeInterpolation = Literal[
     "lanczos", "nearest", "bilinear", "linear", "bicubic", "cubic", "area", "box"
 ]
@@ -94,7 +95,8 @@ class CaptionOptions(StrictModel):
         bool | None, Field(description="Random crops; not with cache_latents (random_crop).")
     ] = None
     face_crop_aug_range: Annotated[
-        tuple[float, float] | None, Field(description="Face crop zoom range [lo, hi].")
+        Annotated[tuple[float, float], Strict(False)] | None,
+        Field(description="Face crop zoom range [lo, hi]."),
     ] = None
     caption_dropout_rate: Annotated[
         float | None,

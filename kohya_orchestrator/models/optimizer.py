@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Strict, Tag, field_validator
 
 from .base import StrictModel
 
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 ArgValue = bool | int | float | str | list[float] | list[int] | list[str]
-Betas = tuple[float, float]
+Betas = Annotated[tuple[float, float], Strict(False)]
 
 
 class _OptimizerCommon(StrictModel):
