@@ -164,7 +164,8 @@ def _seconds_per_step(console_log: Path) -> float | None:
 
 
 def _probe_seconds() -> float:
-    from kohya_orchestrator.environment.discovery import find_install, probe_environment
+    from kohya_orchestrator.environment.discovery import find_install
+    from kohya_orchestrator.environment.probe import probe_environment
 
     install = find_install(LAB)
     assert install is not None

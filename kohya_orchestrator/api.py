@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .environment.discovery import Install
-from .events import Event
+from .events import Event, read_events
 from .models import TrainingJob
 from .render.command import LaunchOptions
-from .run import Run, RunResult, Watchdogs, read_events
+from .run import Run, RunResult, Watchdogs
 from .run import start as _start
 from .sinks import CallbackSink, EventSink
 

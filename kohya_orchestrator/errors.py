@@ -33,12 +33,25 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the input: where, what, and how to fix it."""
+    """One thing to tell the user about the input: where, what, and how to fix it.
+
+    The one record for problems and findings alike (job checks, dataset scans, plans).
+
+    Attributes:
+        path: Where: a dotted key path as the user wrote it, a file, or a flag.
+        message: What is wrong (or worth knowing).
+        hint: How to fix it, when there is something to do.
+        severity: ``"error"`` (it would fail), ``"warning"`` (allowed but probably unintended)
+            or ``"info"`` (advice).
+        code: A stable name for the kind of problem (the dataset checks' codes, listed in
+            docs/datasets.md), or None.
+    """
 
     path: str
     message: str
     hint: str | None = None
-    severity: str = "error"  # "error" | "warning"
+    severity: str = "error"  # "error" | "warning" | "info"
+    code: str | None = None
 
     def format(self) -> str:
         """One or two lines for a terminal."""

@@ -20,15 +20,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import __version__
-from .environment.discovery import Environment, Install, probe_environment, require_install
+from ._version import __version__
+from .environment.discovery import Install, require_install
 from .environment.lycoris import check_before_launch
+from .environment.probe import Environment, probe_environment
 from .errors import ConfigError, Problem
 from .events import (
-    CheckpointSaved,
     ChildError,
     ChildWarning,
-    EpochStarted,
     Event,
     EventAdapter,
     LogParser,
@@ -36,14 +35,16 @@ from .events import (
     RunStarted,
     RunStatus,
     SampleImageSaved,
-    SamplingStarted,
     StepProgress,
+    SummaryFold,
     TrainingPlan,
     parse_sample_filename,
 )
 from .events import ResourceSample as ResourceSampleEvent
+from .events import read_events as read_events  # its old home: callers import it from here
 from .jobs.checks import check_outputs, check_paths
-from .jobs.loading import resolve_relative_paths, validate_job
+from .jobs.layers import resolve_relative_paths
+from .jobs.loading import validate_job
 from .launch.monitor import ResourceMonitor
 from .launch.process import ProcessHandle, spawn
 from .launch.rundir import RunDir, redact_env
@@ -101,13 +102,9 @@ def absolute_job(job: TrainingJob, base: Path) -> TrainingJob:
 
 @dataclass
 class _State:
-    plan: TrainingPlan | None = None
-    last_step: StepProgress | None = None
-    epoch: int | None = None
-    checkpoints: list[Path] = field(default_factory=list)
-    errors: list[ChildError] = field(default_factory=list)
+    """What the runner keeps besides the events' summary (``Run._fold``)."""
+
     samples_seen: set[str] = field(default_factory=set)
-    sampling_pending: bool = False
     stop_reason: str | None = None
     user_canceled: bool = False
     sink_errors: list[str] = field(default_factory=list)
@@ -137,6 +134,7 @@ class Run:
         self._parser = LogParser()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._state = _State()
+        self._fold = SummaryFold()
         self._queue: queue.Queue[Event | None] = queue.Queue()
         self._done = threading.Event()
         self._result: RunResult | None = None
@@ -166,34 +164,24 @@ class Run:
         return time.monotonic() - self._t0
 
     def _observe(self, event: Event) -> None:
-        s = self._state
+        self._fold.add(event)
         if isinstance(event, TrainingPlan):
-            s.plan = event
             if self.watchdogs.stop_on_zero_images and event.train_images_with_repeats == 0:
                 self._stop("the plan shows 0 training images (No data found)")
         elif isinstance(event, StepProgress):
-            s.last_step = event
             if (
                 self.watchdogs.stop_on_nan
                 and event.avr_loss is not None
                 and math.isnan(event.avr_loss)
             ):
                 self._stop(f"loss became NaN at step {event.step}")
-        elif isinstance(event, EpochStarted):
-            s.epoch = event.epoch
-        elif isinstance(event, CheckpointSaved):
-            s.checkpoints.append(Path(event.path))
-        elif isinstance(event, ChildError):
-            s.errors.append(event)
-        elif isinstance(event, SamplingStarted):
-            s.sampling_pending = True
 
     def _on_output(self, chunk: bytes) -> None:
         self._last_output = time.monotonic()
         text = self._decoder.decode(chunk)
         if text:
             events = self._parser.feed(text, t=self._now())
-            if self._state.sampling_pending and events:
+            if self._fold.sampling_started and events:
                 events = [*events, *self._scan_samples()]
             self._emit(events)
 
@@ -271,6 +259,8 @@ class Run:
 
     def _finish(self, rc: int | None, reason: str | None = None) -> None:
         s = self._state
+        seen = self._fold.summary()
+        checkpoints = [Path(e.path) for e in seen.checkpoint_events]
         final = Path(self.job.training.output_dir) / (
             f"{self.job.training.output_name}.{self.job.training.save_model_as}"
         )
@@ -280,19 +270,19 @@ class Run:
             status, reason = RunStatus.FAILED, s.stop_reason
         elif rc != 0:
             status = RunStatus.FAILED
-            reason = reason or (s.errors[-1].message if s.errors else f"exit code {rc}")
-        elif any(e.category == "no_data" for e in s.errors):
+            reason = reason or (seen.errors[-1].message if seen.errors else f"exit code {rc}")
+        elif any(e.category == "no_data" for e in seen.errors):
             status, reason = RunStatus.FAILED, "sd-scripts found no data (it exits 0 then)"
         elif not final.is_file():
             status, reason = RunStatus.FAILED, f"exit code 0 but no final model file {final}"
         else:
             status = RunStatus.SUCCEEDED
             try:  # the saved files are what the job asked for (outputs/lora_header.py)
-                self._emit(check_run_outputs(self.job, self.run_dir, s.checkpoints, s.plan))
+                self._emit(check_run_outputs(self.job, self.run_dir, checkpoints, seen.plan))
             except Exception as exc:  # never fail a finished training over its check
                 s.sink_errors.append(f"output check: {exc!r}")
         remedies: list[str] = []
-        if status == RunStatus.FAILED and any(e.category == "oom" for e in s.errors):
+        if status == RunStatus.FAILED and any(e.category == "oom" for e in seen.errors):
             from .jobs.remedies import memory_remedies
 
             remedies = [f"{r.description}: {r.as_set_args()}" for r in memory_remedies(self.job)]
@@ -310,6 +300,7 @@ class Run:
                 s.sink_errors.append(repr(SinkError(f"{sink!r}.close(): {exc!r}")))
         if s.sink_errors:
             self.run_dir.write_text("sink_errors.txt", "\n".join(s.sink_errors) + "\n")
+        ended = self._fold.summary()  # with the events emitted above
         self._result = RunResult(
             status=status,
             returncode=rc,
@@ -318,11 +309,11 @@ class Run:
             reason=reason,
             # by name inside output_dir: the logged path is the same file (fake trainers differ)
             outputs=[
-                Path(self.job.training.output_dir) / p.name
-                for p in s.checkpoints
-                if (Path(self.job.training.output_dir) / p.name).exists()
+                Path(self.job.training.output_dir) / Path(e.path).name
+                for e in ended.checkpoint_events
+                if (Path(self.job.training.output_dir) / Path(e.path).name).exists()
             ],
-            errors=list(s.errors),
+            errors=list(ended.errors),
             remedies=remedies,
         )
         self._events_file.close()
@@ -470,18 +461,3 @@ def start(
     run._monitor.start()
     threading.Thread(target=run._wait_child, name=f"run-{run_dir.run_id}", daemon=True).start()
     return run
-
-
-def read_events(run_dir: Path) -> list[Event]:
-    """The events of a run directory (for runs that ended, or a snapshot of a running one)."""
-    path = Path(run_dir) / "events.jsonl"
-    events: list[Event] = []
-    if not path.is_file():
-        return events
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                events.append(EventAdapter.validate_json(line))
-            except ValueError:
-                continue  # a line cut short by a crash
-    return events

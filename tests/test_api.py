@@ -241,7 +241,7 @@ def test_a_sink_whose_close_raises_still_lets_the_run_end(
 def test_extra_env_and_a_given_environment_reach_the_run(
     captures_dir: Path, tmp_path: Path, install: Install, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kohya_orchestrator.environment.discovery import Environment
+    from kohya_orchestrator.environment.probe import Environment
 
     replay(monkeypatch, captures_dir, "f_missing_dir")
     environment = Environment(
@@ -337,17 +337,6 @@ def test_wait_times_out_while_running(
     run.cancel()
     assert run.wait(30).status == RunStatus.CANCELED
     assert processes_gone(pids)
-
-
-def test_read_events_skips_blank_and_cut_lines(tmp_path: Path) -> None:
-    from kohya_orchestrator.events import EventAdapter, RunStarted
-
-    started = RunStarted(seq=0, run_id="r", argv=["x"], cwd="/")
-    (tmp_path / "events.jsonl").write_text(
-        EventAdapter.dump_json(started).decode() + "\n\n   \n" + '{"kind": "run_fin',
-        encoding="utf-8",
-    )
-    assert read_events(tmp_path) == [started]
 
 
 def test_a_run_without_a_trainer_has_no_pids_and_cancel_is_harmless(

@@ -26,7 +26,6 @@ from .._fs import write_atomic
 from ..errors import ConfigError, Problem
 from .tree import (
     DEFAULT_CAPTION_EXTENSION,
-    Finding,
     find_caption,
     normalize_caption_extension,
     read_tree,
@@ -72,7 +71,7 @@ class CaptionEdit:
 
     changes: tuple[CaptionChange, ...]
     unchanged: int
-    findings: tuple[Finding, ...]
+    findings: tuple[Problem, ...]
     backups: tuple[str, ...]
     dry_run: bool
 
@@ -214,7 +213,7 @@ def edit_captions(
     if not os.path.isdir(folder_path):
         read_tree(folder_path)  # raises the right ConfigError (missing, a file, a broken link)
     changes: list[CaptionChange] = []
-    findings: list[Finding] = []
+    findings: list[Problem] = []
     unchanged = 0
     per_folder: list[tuple[str, list[CaptionChange]]] = []
     for sub, images, names in _folders(folder_path):
@@ -236,12 +235,12 @@ def edit_captions(
             except (OSError, UnicodeDecodeError) as exc:
                 why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror
                 findings.append(
-                    Finding(
+                    Problem(
+                        cap,
+                        f"skipped: {why}",
+                        "re-save it as UTF-8" if why == "not UTF-8" else None,
                         severity="warning",
                         code="caption_skipped",
-                        path=cap,
-                        message=f"skipped: {why}",
-                        hint="re-save it as UTF-8" if why == "not UTF-8" else None,
                     )
                 )
                 continue

@@ -1,4 +1,4 @@
-"""Kohya dataset trees: read `<repeats>_<name>` folders exactly as sd-scripts does, and lay them out.
+"""Kohya dataset trees: read `<repeats>_<name>` folders exactly as sd-scripts does.
 
 sd-scripts' folder convention (``config_util.generate_dreambooth_subsets_config_by_subdirs``):
 every immediate subfolder of the train (or reg) folder whose name splits on the first ``_`` into
@@ -12,26 +12,22 @@ are skipped, and ``.avif``/``.jxl`` count only when their Pillow plugins import 
 venv. The caption of ``img.png`` is ``img<caption_extension>``; sd-scripts' own default extension
 is ``.caption``, while our jobs render ``.txt`` unless told otherwise.
 
-Everything here reports instead of raising: each skipped folder or file becomes a
-:class:`Finding` saying where, why, and what to do.
+Everything here reports instead of raising: each skipped folder or file becomes a finding (an
+:class:`~kohya_orchestrator.errors.Problem` with a code, see findings.py) saying where, why, and
+what to do. layout.py writes such trees (``dataset create``).
 """
 
 from __future__ import annotations
 
 import errno
-import math
 import os
-import shlex
-import shutil
 import sys
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
+from collections.abc import Collection
+from dataclasses import dataclass
 
 from ..errors import ConfigError, Problem
 from ..models.dataset import parse_repeats_folder
+from .findings import FindingTable, Severity, make_finding
 
 __all__ = [
     "CAPTION_EXTENSIONS",
@@ -40,19 +36,13 @@ __all__ = [
     "PLUGIN_EXTENSIONS",
     "SD_SCRIPTS_CAPTION_EXTENSION",
     "TREE_FINDINGS",
-    "CreateResult",
-    "CreatedFolder",
     "DatasetTree",
-    "Finding",
-    "Severity",
     "SubsetFolder",
-    "create_subsets",
     "find_caption",
-    "make_finding",
     "normalize_caption_extension",
     "read_tree",
+    "require_dir",
     "scan_folder",
-    "split_sizes",
     "subsets_from_tree",
 ]
 
@@ -75,11 +65,9 @@ _OTHER_IMAGES = frozenset(
 _SIDECARS = frozenset({".npz", ".json", ".bak", ".toml"})
 _WINDOWS = sys.platform == "win32"
 
-Severity = Literal["error", "warning", "info"]
-
 _CRASH = "sd-scripts globs it as an image and stops when it cannot open it"
 # code -> (severity, message, hint); "{...}" fields are filled per finding. docs/datasets.md lists them.
-TREE_FINDINGS: dict[str, tuple[Severity, str, str | None]] = {
+TREE_FINDINGS: FindingTable = {
     "unreadable_folder": (
         "warning",
         "cannot list the folder ({why}); sd-scripts would find no images in it",
@@ -159,71 +147,10 @@ TREE_FINDINGS: dict[str, tuple[Severity, str, str | None]] = {
         "0 without training",
         "put images in a subfolder such as '10_my subject' (see 'dataset create')",
     ),
-    "split_class_tokens": (
-        "warning",
-        "{n} image(s) have no caption file: sd-scripts captions them with the folder's class "
-        "tokens, which differ between split folders ('{name}', '{name} 2', ...)",
-        "caption every image, or set class_tokens for each subset in the job",
-    ),
-    "uncaptioned": (
-        "info",
-        "{n} image(s) have no .txt or .caption file: sd-scripts uses the class tokens '{name}' "
-        "as their caption",
-        None,
-    ),
 }
 
 
-class Finding(BaseModel):
-    """One observation about a dataset: how bad, what kind, where, what, and how to fix it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    severity: Severity
-    code: str
-    path: str
-    message: str
-    hint: str | None = None
-
-    def to_problem(self) -> Problem:
-        """The same observation as an errors.Problem (errors stay errors, the rest warn)."""
-        return Problem(
-            self.path,
-            self.message,
-            self.hint,
-            severity="error" if self.severity == "error" else "warning",
-        )
-
-
-def make_finding(
-    table: Mapping[str, tuple[Severity, str, str | None]],
-    code: str,
-    path: str,
-    values: Mapping[str, object] | None = None,
-    *,
-    severity: Severity | None = None,
-) -> Finding:
-    """Build a Finding from a code table, filling the ``{field}`` placeholders from ``values``.
-
-    Args:
-        table: ``code -> (severity, message, hint)``.
-        code: The finding's code.
-        path: Where it is.
-        values: Values for the placeholders; ``{path}`` and ``{qpath}`` (shell-quoted) are given.
-        severity: Overrides the table's severity.
-    """
-    default, message, hint = table[code]
-    fields = {"path": path, "qpath": shlex.quote(path), **(values or {})}
-    return Finding.model_construct(  # built from our own table: no need to validate
-        severity=severity or default,
-        code=code,
-        path=path,
-        message=message.format(**fields),
-        hint=hint.format(**fields) if hint else None,
-    )
-
-
-def _note(code: str, path: str, *, severity: Severity | None = None, **values: object) -> Finding:
+def _note(code: str, path: str, *, severity: Severity | None = None, **values: object) -> Problem:
     return make_finding(TREE_FINDINGS, code, path, values, severity=severity)
 
 
@@ -273,7 +200,7 @@ class DatasetTree:
     train_dir: str
     reg_dir: str | None
     subsets: tuple[SubsetFolder, ...]
-    findings: tuple[Finding, ...]
+    findings: tuple[Problem, ...]
     single: bool = False
 
 
@@ -376,7 +303,7 @@ def _classify(entry: os.DirEntry[str], extensions: Collection[str]) -> tuple[str
 
 def scan_folder(
     folder: str, *, extra_extensions: Collection[str] = ()
-) -> tuple[list[str], frozenset[str], list[Finding]]:
+) -> tuple[list[str], frozenset[str], list[Problem]]:
     """List the images sd-scripts would glob in one folder, and why the other entries are not used.
 
     Args:
@@ -401,7 +328,7 @@ def scan_folder(
     images: list[str] = []
     files: set[str] = set()
     ignored: list[str] = []
-    findings: list[Finding] = []
+    findings: list[Problem] = []
     for entry in entries:
         name = entry.name
         ext = name[name.rfind(".") :]  # no dot: the last character, which matches nothing below
@@ -439,7 +366,7 @@ def scan_folder(
     return images, frozenset(files), findings
 
 
-def _require_dir(path: str, what: str) -> None:
+def require_dir(path: str, what: str) -> None:
     if os.path.isdir(path):
         return
     if os.path.lexists(path) and not os.path.exists(path):
@@ -454,7 +381,7 @@ def _require_dir(path: str, what: str) -> None:
 
 def _read_parent(
     parent: str, is_reg: bool, extra: Collection[str]
-) -> tuple[list[SubsetFolder], list[Finding]]:
+) -> tuple[list[SubsetFolder], list[Problem]]:
     """The subsets of one parent folder (or the folder itself when it is a `<repeats>_` folder)."""
     own = parse_repeats_folder(os.path.basename(os.path.normpath(parent)))
     if own is not None and own[0] >= 1:
@@ -470,7 +397,7 @@ def _read_parent(
         raise ConfigError(
             [Problem(parent, f"cannot list the folder: {exc.strerror}", "check its permissions")]
         ) from None
-    findings: list[Finding] = []
+    findings: list[Problem] = []
     subsets: list[SubsetFolder] = []
     loose_images: list[str] = []
     loose_files: list[str] = []
@@ -546,13 +473,13 @@ def read_tree(
         ConfigError: A folder is missing, is a file, or cannot be listed.
     """
     train = os.fspath(train_dir)
-    _require_dir(train, "train folder")
+    require_dir(train, "train folder")
     subsets, findings = _read_parent(train, False, extra_extensions)
     single = len(subsets) == 1 and subsets[0].path == train
     reg = None
     if reg_dir is not None:
         reg = os.fspath(reg_dir)
-        _require_dir(reg, "reg folder")
+        require_dir(reg, "reg folder")
         reg_subsets, reg_findings = _read_parent(reg, True, extra_extensions)
         subsets += reg_subsets
         findings += reg_findings
@@ -586,226 +513,4 @@ def subsets_from_tree(
         if s.is_reg:
             entry["is_reg"] = True
         out.append(entry)
-    return out, [f.to_problem() for f in tree.findings if f.severity != "info"]
-
-
-# ----------------------------------------------------------------------------- dataset create
-@dataclass(frozen=True)
-class CreatedFolder:
-    """One folder laid out by create_subsets."""
-
-    path: str
-    images: int
-    captions: int
-
-
-@dataclass(frozen=True)
-class CreateResult:
-    """What create_subsets did (or would do, with ``dry_run``).
-
-    Attributes:
-        folders: The `<repeats>_<name>` folders, in order.
-        files: ``(source, destination)`` pairs, images and captions.
-        mode: ``copy``, ``hard`` or ``sym``.
-        findings: Source files skipped and other advice.
-    """
-
-    folders: tuple[CreatedFolder, ...]
-    files: tuple[tuple[str, str], ...]
-    mode: str
-    findings: tuple[Finding, ...] = field(default=())
-
-
-def split_sizes(n: int, limit: int | None) -> list[int]:
-    """Split ``n`` images into the fewest folders of at most ``limit``, as evenly as possible.
-
-    ``split_sizes(150, 100)`` is ``[75, 75]``; ``split_sizes(201, 100)`` is ``[67, 67, 67]``.
-    """
-    if limit is None or n <= limit:
-        return [n]
-    parts = math.ceil(n / limit)
-    base, extra = divmod(n, parts)
-    return [base + 1 if i < extra else base for i in range(parts)]
-
-
-def _folder_names(repeats: int, name: str, parts: int) -> list[str]:
-    first = f"{repeats}_{name}"
-    return [first] + [f"{first} {i}" for i in range(2, parts + 1)]
-
-
-def _check_name(name: str) -> str:
-    clean = name.strip()
-    bad = [c for c in ("/", "\\", "\0") if c in clean]
-    if not clean or clean in (".", "..") or bad:
-        raise ConfigError(
-            [Problem("--name", f"{name!r} cannot be a folder name", 'e.g. --name "my subject"')]
-        )
-    return clean
-
-
-def _device(path: str) -> int:
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    return os.stat(probe).st_dev
-
-
-def create_subsets(
-    src: str | os.PathLike[str],
-    into: str | os.PathLike[str],
-    *,
-    repeats: int,
-    name: str,
-    link: Literal["hard", "sym"] | None = None,
-    max_per_subset: int | None = None,
-    dry_run: bool = False,
-) -> CreateResult:
-    """Lay out a flat folder of images (and captions) as `INTO/<repeats>_<name>/`.
-
-    The source is never moved or modified and existing files are never overwritten: if any
-    destination exists, nothing is written. With ``max_per_subset``, more images than that are
-    split as evenly as possible into ``<repeats>_<name>``, ``<repeats>_<name> 2``, ... (sorted by
-    file name). A mixed-case image extension (``.Png``) is written in lower case so sd-scripts
-    finds the file on Linux.
-
-    Args:
-        src: The flat folder of images, with ``.txt``/``.caption`` files beside them.
-        into: The parent folder to create the subset folders in (created if missing).
-        repeats: The ``<repeats>`` prefix (1 or more).
-        name: The folder name after the prefix: the class tokens, e.g. ``zengxin oilpaint``.
-        link: ``"hard"`` or ``"sym"`` to link instead of copying.
-        max_per_subset: Split into several folders above this many images.
-        dry_run: Only plan; write nothing.
-
-    Returns:
-        What was (or would be) created.
-
-    Raises:
-        ConfigError: Bad arguments, no images in ``src``, or destinations that already exist.
-    """
-    src_dir, into_dir = os.fspath(src), os.fspath(into)
-    problems: list[Problem] = []
-    if repeats < 1:
-        problems.append(Problem("--repeats", f"{repeats} must be 1 or more", "e.g. --repeats 10"))
-    if max_per_subset is not None and max_per_subset < 1:
-        problems.append(Problem("--max-per-subset", "must be 1 or more", "e.g. 100"))
-    clean = _check_name(name)
-    _require_dir(src_dir, "source folder")
-    if problems:
-        raise ConfigError(problems, source="dataset create")
-    if os.path.exists(into_dir) and not os.path.isdir(into_dir):
-        raise ConfigError([Problem(into_dir, "--into is a file, not a folder", "give a folder")])
-    images, names, findings = scan_folder(src_dir)
-    # mixed-case extensions are taken too (and written in lower case)
-    mixed = [f for f in findings if f.code == "mixed_case_extension"]
-    images = sorted(images + [f.path for f in mixed])
-    findings = [f for f in findings if f.code != "mixed_case_extension"]
-    if not images:
-        tree = read_tree(src_dir)
-        hint = "give the folder that holds the images themselves"
-        if tree.subsets:
-            hint = f"{src_dir} already has `<repeats>_<name>` folders: it is laid out already"
-        raise ConfigError([Problem(src_dir, "no images sd-scripts reads in this folder", hint)])
-    if link == "hard" and not dry_run and _device(src_dir) != _device(into_dir):
-        raise ConfigError(
-            [
-                Problem(
-                    into_dir,
-                    "hard links need the source and --into on the same file system",
-                    "copy instead (leave out --link) or use --link sym",
-                )
-            ]
-        )
-    sizes = split_sizes(len(images), max_per_subset)
-    folder_names = _folder_names(repeats, clean, len(sizes))
-    plan: list[tuple[str, str]] = []
-    planned: set[str] = set()
-    folders: list[CreatedFolder] = []
-    missing = 0
-    start = 0
-    for size, folder_name in zip(sizes, folder_names, strict=True):
-        dest_dir = os.path.join(into_dir, folder_name)
-        n_captions = 0
-        for image in images[start : start + size]:
-            stem, ext = os.path.splitext(os.path.basename(image))
-            if ext not in (ext.lower(), ext.upper()):
-                ext = ext.lower()  # '.Png' -> '.png': sd-scripts on Linux skips mixed case
-            dst = os.path.join(dest_dir, stem + ext)
-            if dst in planned:
-                raise ConfigError(
-                    [
-                        Problem(
-                            image,
-                            f"two source images would both become {dst}",
-                            "rename one of them",
-                        )
-                    ]
-                )
-            planned.add(dst)
-            plan.append((image, dst))
-            has_caption = False
-            for cap_ext in CAPTION_EXTENSIONS:
-                if stem + cap_ext in names:
-                    cap_dst = os.path.join(dest_dir, stem + cap_ext)
-                    has_caption = True
-                    if cap_dst not in planned:
-                        planned.add(cap_dst)
-                        plan.append((os.path.join(src_dir, stem + cap_ext), cap_dst))
-                        n_captions += 1
-            missing += not has_caption
-        folders.append(CreatedFolder(dest_dir, size, n_captions))
-        start += size
-    existing = [dst for _, dst in plan if os.path.lexists(dst)]
-    if existing:
-        raise ConfigError(
-            [
-                Problem(dst, "already exists; refusing to overwrite it", None)
-                for dst in existing[:20]
-            ]
-            + (
-                [Problem(into_dir, f"... and {len(existing) - 20} more existing files", None)]
-                if len(existing) > 20
-                else []
-            ),
-            source="dataset create",
-        )
-    if missing:
-        code = "split_class_tokens" if len(sizes) > 1 else "uncaptioned"
-        findings.append(_note(code, into_dir if len(sizes) > 1 else src_dir, n=missing, name=clean))
-    mode = link or "copy"
-    if not dry_run:
-        _write(plan, folders, mode)
-    return CreateResult(tuple(folders), tuple(plan), mode, tuple(findings))
-
-
-def _write(plan: Iterable[tuple[str, str]], folders: Iterable[CreatedFolder], mode: str) -> None:
-    done = 0
-    try:
-        for folder in folders:
-            os.makedirs(folder.path, exist_ok=True)
-        for source, dest in plan:
-            if mode == "hard":
-                os.link(source, dest)
-            elif mode == "sym":
-                os.symlink(os.path.abspath(source), dest)
-            else:
-                with open(source, "rb") as fin, open(dest, "xb") as fout:  # "x": never overwrite
-                    shutil.copyfileobj(fin, fout, 1 << 20)
-                shutil.copystat(source, dest)
-            done += 1
-    except OSError as exc:
-        where = exc.filename or ""
-        raise ConfigError(
-            [
-                Problem(
-                    str(where),
-                    f"could not write: {exc.strerror or exc}",
-                    f"{done} file(s) were "
-                    "written before this one; fix the cause and run again into a new folder",
-                )
-            ],
-            source="dataset create",
-        ) from None
+    return out, [f for f in tree.findings if f.severity != "info"]

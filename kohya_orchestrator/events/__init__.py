@@ -2,13 +2,19 @@
 
 ``LogParser`` turns ``train_network.py``'s merged stdout/stderr into events; ``parse_log`` and
 ``parse_bytes_chunks`` are one-shot conveniences. Events serialise to JSON Lines through
-``EventAdapter`` (``dump_events_jsonl`` / ``load_events_jsonl``). See ``docs/events.md``.
+``EventAdapter`` (``dump_events_jsonl`` / ``load_events_jsonl``; ``read_events`` reads a run
+directory's ``events.jsonl``). ``summarize`` / ``SummaryFold`` fold events into a ``RunSummary``.
+See ``docs/events.md``.
 """
 
 from __future__ import annotations
 
 from .failures import FAILURE_RULES, FailureRule, classify_failure
-from .parser import Decoder, LogParser, parse_bytes_chunks, parse_log, parse_sample_filename
+from .jsonl import dump_events_jsonl, load_events_jsonl, read_events
+from .logs import Decoder, parse_bytes_chunks, parse_log
+from .parser import LogParser
+from .samples import parse_sample_filename
+from .summary import RunSummary, SavedCheckpoint, SummaryFold, plan_line, summarize
 from .types import (
     ERROR_CATEGORIES,
     CheckpointSaved,
@@ -32,8 +38,6 @@ from .types import (
     StateSaved,
     StepProgress,
     TrainingPlan,
-    dump_events_jsonl,
-    load_events_jsonl,
 )
 
 __all__ = [
@@ -57,11 +61,14 @@ __all__ = [
     "RunFinished",
     "RunStarted",
     "RunStatus",
+    "RunSummary",
     "SampleImageSaved",
     "SamplePrompt",
     "SamplingStarted",
+    "SavedCheckpoint",
     "StateSaved",
     "StepProgress",
+    "SummaryFold",
     "TrainingPlan",
     "classify_failure",
     "dump_events_jsonl",
@@ -69,4 +76,7 @@ __all__ = [
     "parse_bytes_chunks",
     "parse_log",
     "parse_sample_filename",
+    "plan_line",
+    "read_events",
+    "summarize",
 ]

@@ -290,7 +290,7 @@ def classify_exception(exception_line: str) -> tuple[ErrorCategory, str | None]:
     return found if found is not None else ("exception", None)
 
 
-def classify_failure(items: Iterable[Event] | Iterable[str] | str) -> ChildError | None:
+def classify_failure(events: Iterable[Event]) -> ChildError | None:
     """Pick the error that best explains a failed run.
 
     Specific categories (``oom``, ``no_data``, LyCORIS problems …) beat ``interrupted``, which
@@ -298,26 +298,17 @@ def classify_failure(items: Iterable[Event] | Iterable[str] | str) -> ChildError
     ``launcher_failed`` wrapper; among equals the first one wins.
 
     Args:
-        items: Events from the parser, or console lines / text (parsed here first).
+        events: Events from the parser (console text is parsed first, e.g. with
+            :func:`~kohya_orchestrator.events.parse_log`).
 
     Returns:
         The most relevant ChildError, or None when there is none.
-    """
-    if isinstance(items, str):
-        text: str | None = items
-        events: list[Event] = []
-    else:
-        seq = list(items)
-        text = "\n".join(x for x in seq if isinstance(x, str)) if seq else None
-        if seq and all(isinstance(x, str) for x in seq):
-            events = []
-        else:
-            text = None
-            events = [x for x in seq if not isinstance(x, str)]
-    if text is not None:
-        from .parser import parse_log  # the parser imports this module
 
-        events = parse_log(text + "\n")
+    Raises:
+        TypeError: ``events`` is a string (text must be parsed into events first).
+    """
+    if isinstance(events, str):
+        raise TypeError("classify_failure takes events: parse console text first (parse_log)")
     errors = [e for e in events if isinstance(e, ChildError)]
     if not errors:
         return None

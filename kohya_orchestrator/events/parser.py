@@ -17,10 +17,11 @@ How the text is cut up:
 * **Rich log records** (the default console mode) span several physical lines when the message
   is wrapped at the console width; continuation rows are indented 29 columns and padded to the
   width. They are joined back into one message (with ``\\n`` where the message had a line break,
-  nothing where rich folded a long word, a space where it wrapped between words). A record is
-  complete when the next non-continuation segment arrives (or at :meth:`LogParser.close`).
+  nothing where rich folded a long word, a space where it wrapped between words; records.py). A
+  record is complete when the next non-continuation segment arrives (or at
+  :meth:`LogParser.close`).
 * **Blocks.** The training banner, the settings of one sample prompt, a Python warning with its
-  source line and a traceback are collected and emitted as one event each.
+  source line (blocks.py) and a traceback are collected and emitted as one event each.
 
 What is folded (not emitted): a tqdm redraw that repeats the previous state of the same bar -
 for the ``steps`` bar the same step, total and ``avr_loss`` (a redraw that only updates the rate
@@ -29,24 +30,22 @@ description, position and total. Blank lines are skipped. Every other non-blank 
 exactly one event: in its ``text`` (``message`` and ``traceback`` for ``ChildWarning`` and
 ``ChildError``), or in a ``LogLine``.
 
-Callers reading bytes decode them incrementally, e.g. with :class:`Decoder`
+Callers reading bytes decode them incrementally, e.g. with :class:`~.logs.Decoder`
 (``codecs.getincrementaldecoder("utf-8")(errors="replace")``), so that a chunk boundary inside a
-multi-byte character does not corrupt it; :func:`parse_bytes_chunks` does both.
+multi-byte character does not corrupt it; :func:`~.logs.parse_bytes_chunks` does both.
 """
 
 from __future__ import annotations
 
-import codecs
 import math
 import re
-from collections.abc import Callable, Iterable
-from typing import Final
+from collections.abc import Callable
 
+from .blocks import DONE, TAKE, Banner, Block, Prompt, PyWarning
 from .failures import GENERIC_REMEDIES, classify_exception, classify_message
+from .fields import parse_postfix, parse_rate, parse_seconds, to_float
 from .patterns import (
     ANSI_RE,
-    BANNER_FIELDS,
-    BANNER_LINE_RE,
     BANNER_START,
     CHECKPOINT_EPOCH_SUFFIX_RE,
     CHECKPOINT_RE,
@@ -55,16 +54,13 @@ from .patterns import (
     LYCORIS_RE,
     PHASE_PREFIXES,
     PYTHON_WARNING_RE,
-    PYTHON_WARNING_SOURCE_RE,
     RICH_HEAD_RE,
-    RICH_MESSAGE_COLUMN,
-    SAMPLE_FILENAME_RE,
-    SAMPLE_KEY_RE,
     SAMPLING_RE,
     STATE_SAVED_RE,
     TQDM_RE,
     TRACEBACK_START,
 )
+from .records import MESSAGE_INDENT, RichRecord
 from .types import (
     CheckpointSaved,
     ChildError,
@@ -75,7 +71,6 @@ from .types import (
     Phase,
     PhaseChanged,
     ProgressBar,
-    SamplePrompt,
     SamplingStarted,
     StateSaved,
     StepProgress,
@@ -91,200 +86,11 @@ _EpochStarted = trusted_constructor(EpochStarted)
 _LogLine = trusted_constructor(LogLine)
 _PhaseChanged = trusted_constructor(PhaseChanged)
 _ProgressBar = trusted_constructor(ProgressBar)
-_SamplePrompt = trusted_constructor(SamplePrompt)
 _SamplingStarted = trusted_constructor(SamplingStarted)
 _StateSaved = trusted_constructor(StateSaved)
 _StepProgress = trusted_constructor(StepProgress)
-_TrainingPlan = trusted_constructor(TrainingPlan)
 
-__all__ = ["Decoder", "LogParser", "parse_bytes_chunks", "parse_log", "parse_sample_filename"]
-
-_INDENT: Final = " " * RICH_MESSAGE_COLUMN
-_WARNING_BLOCK_MAX_LINES: Final = 64
-
-
-# Characters a terminal draws two cells wide (East Asian Wide/Fullwidth, and emoji), as in the
-# width table rich uses; enough to measure sd-scripts' Japanese messages.
-_WIDE_RE: Final = re.compile(
-    "[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf"
-    "\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
-    "\U0001f300-\U0001f64f\U0001f900-\U0001f9ff\U00020000-\U0002fffd\U00030000-\U0003fffd]"
-)
-
-
-def _cell_len(text: str) -> int:
-    """Terminal cells taken by ``text`` (CJK wide characters count 2), as rich measures it."""
-    if text.isascii():
-        return len(text)
-    return len(text) + len(_WIDE_RE.findall(text))
-
-
-def _is_wide(ch: str) -> bool:
-    return _WIDE_RE.match(ch) is not None
-
-
-def _seconds(value: str | None) -> float | None:
-    """tqdm's ``MM:SS`` / ``H:MM:SS`` to seconds; None for ``?`` or nothing."""
-    if not value or value == "?":
-        return None
-    total = 0
-    for part in value.split(":"):
-        total = total * 60 + int(part)
-    return float(total)
-
-
-def _rate_it_s(rate: str | None, unit: str | None) -> float | None:
-    if not rate or rate == "?" or not unit:
-        return None
-    value = float(rate)
-    if unit.startswith("s/"):
-        return 1.0 / value if value > 0 else None
-    return value
-
-
-def _postfix(text: str | None) -> dict[str, str]:
-    items: dict[str, str] = {}
-    if text:
-        for item in text.split(", "):
-            key, sep, value = item.partition("=")
-            if sep:
-                items[key.strip()] = value.strip()
-    return items
-
-
-def _to_int(value: str) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-def _to_float(value: str) -> float | None:
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-class _RichRecord:
-    """A rich log record whose continuation rows may still arrive."""
-
-    __slots__ = ("chunks", "last", "level", "msg_width", "source", "width")
-
-    def __init__(self, line: str, level: str) -> None:
-        self.level = level
-        self.width = _cell_len(line)
-        body = line[RICH_MESSAGE_COLUMN:].rstrip()
-        cut = body.rfind(" ")
-        candidate = body[cut + 1 :]
-        name, colon, lineno = candidate.rpartition(":")
-        if colon and name and lineno.isdigit():
-            self.source: str | None = candidate
-            message = body[:cut].rstrip() if cut >= 0 else ""
-            # Columns: message | one space | path (right-aligned, as wide as the path).
-            self.msg_width = self.width - RICH_MESSAGE_COLUMN - _cell_len(candidate) - 1
-        else:
-            self.source = None
-            message = body
-            self.msg_width = self.width - RICH_MESSAGE_COLUMN
-        self.chunks = [message]
-        self.last = message
-
-    def accepts(self, line: str) -> bool:
-        """Whether ``line`` (already known to start with 29 spaces) continues this record."""
-        if line.endswith(" "):
-            return _cell_len(line) == self.width
-        return _cell_len(line) <= self.width  # a console that strips the padding
-
-    def add(self, line: str) -> None:
-        part = line[RICH_MESSAGE_COLUMN:].rstrip()
-        prev = self.last
-        if not part or part[0] == " " or not prev:
-            sep = "\n"  # a line break in the message itself (rich keeps its indentation)
-        elif " " not in prev.lstrip() and self._folded(prev, part):
-            sep = ""  # rich cut a word longer than the column (overflow="fold")
-        else:
-            sep = " "  # rich wrapped between words and dropped the space
-        self.chunks.append(sep)
-        self.chunks.append(part)
-        self.last = part
-
-    def _folded(self, prev: str, part: str) -> bool:
-        # Called for a single-word line (possibly indented): rich folds only such words.
-        used = _cell_len(prev)
-        if used == self.msg_width:
-            return True
-        # A wide character that did not fit leaves one cell empty.
-        return used == self.msg_width - 1 and _is_wide(part[0])
-
-    def message(self) -> str:
-        return "".join(self.chunks).rstrip()
-
-
-class _Banner:
-    """``running training / 学習開始`` and its indented lines."""
-
-    __slots__ = ("lines", "values")
-
-    def __init__(self, first: str) -> None:
-        self.lines = [first]
-        self.values: dict[str, str] = {}
-
-    def consume(self, message: str, level: str | None) -> int:
-        if level is not None or not message.startswith("  "):
-            return _REJECT
-        m = BANNER_LINE_RE.match(message)
-        if m is None:
-            return _REJECT
-        self.lines.append(message)
-        field = BANNER_FIELDS.get(m["label"].strip())
-        if field is not None:
-            self.values[field] = m["value"]
-        return _DONE if field == "total_steps" else _TAKE
-
-
-class _Prompt:
-    """The settings sd-scripts logs for one sample prompt, one record per key."""
-
-    __slots__ = ("epoch", "index", "lines", "step", "values")
-
-    def __init__(self, first: str, prompt: str, index: int, step: int | None, epoch: int | None):
-        self.lines = [first]
-        self.values = {"prompt": prompt}
-        self.index = index
-        self.step = step
-        self.epoch = epoch
-
-    def consume(self, message: str, level: str | None) -> int:
-        m = SAMPLE_KEY_RE.match(message)
-        if m is None or m["key"] in self.values:
-            return _REJECT
-        self.values[m["key"]] = m["value"]
-        self.lines.append(message)
-        return _TAKE
-
-
-class _PyWarning:
-    """``file.py:12: XWarning: message`` up to its indented source line."""
-
-    __slots__ = ("lines", "source")
-
-    def __init__(self, first: str, source: str) -> None:
-        self.lines = [first]
-        self.source = source
-
-    def consume(self, message: str, level: str | None) -> int:
-        if level is not None or len(self.lines) >= _WARNING_BLOCK_MAX_LINES:
-            return _REJECT
-        self.lines.append(message)
-        return _DONE if PYTHON_WARNING_SOURCE_RE.match(message) else _TAKE
-
-
-_REJECT: Final = 0
-_TAKE: Final = 1
-_DONE: Final = 2
-
-_Block = _Banner | _Prompt | _PyWarning
+__all__ = ["LogParser"]
 
 # First word of a phase marker -> (marker, phase), e.g. "loading" -> both "loading …" markers.
 _PHASES_BY_WORD: dict[str, list[tuple[str, Phase]]] = {}
@@ -319,8 +125,8 @@ class LogParser:
         self._buf = ""
         self._skip = 0  # leading chars of _buf already parsed as a tqdm bar
         self._closed = False
-        self._rich: _RichRecord | None = None
-        self._block: _Block | None = None
+        self._rich: RichRecord | None = None
+        self._block: Block | None = None
         self._tb: list[str] | None = None
         self._phase: Phase | None = None
         self._plan: TrainingPlan | None = None
@@ -464,7 +270,7 @@ class LogParser:
     def _line(self, line: str) -> None:
         rich = self._rich
         if rich is not None:
-            if line.startswith(_INDENT) and (
+            if line.startswith(MESSAGE_INDENT) and (
                 len(line) == rich.width if line.isascii() else rich.accepts(line)
             ):
                 rich.add(line)
@@ -478,7 +284,7 @@ class LogParser:
         if first == " " or first.isdigit():
             m = RICH_HEAD_RE.match(line)
             if m is not None:
-                self._rich = _RichRecord(line, m["level"])
+                self._rich = RichRecord(line, m["level"])
                 return
             if first != " ":
                 ly = LYCORIS_RE.match(line)
@@ -506,11 +312,11 @@ class LogParser:
         block = self._block
         if block is not None:
             verdict = block.consume(message, level)
-            if verdict == _TAKE:
+            if verdict == TAKE:
                 return
             self._block = None
             self._finish_block(block)
-            if verdict == _DONE:
+            if verdict == DONE:
                 return
         cut = message.find(" ")
         handler = self._dispatch.get(message[:cut] if cut > 0 else message)
@@ -523,7 +329,7 @@ class LogParser:
                     m = PYTHON_WARNING_RE.match(message)
                     if m is not None:
                         filename = m["file"].replace("\\", "/").rsplit("/", 1)[-1]
-                        self._block = _PyWarning(message, f"{filename}:{m['line']}")
+                        self._block = PyWarning(message, f"{filename}:{m['line']}")
                         return
             elif level == "WARNING":
                 self._push(
@@ -616,7 +422,7 @@ class LogParser:
         if message != BANNER_START:
             return False
         self._set_phase(Phase.TRAINING)
-        self._block = _Banner(message)
+        self._block = Banner(message)
         return True
 
     def _on_sampling(self, message: str, level: str | None, source: str | None) -> bool:
@@ -640,7 +446,7 @@ class LogParser:
     def _on_prompt(self, message: str, level: str | None, source: str | None) -> bool:
         if self._phase is not Phase.SAMPLING:
             return False
-        self._block = _Prompt(
+        self._block = Prompt(
             message,
             message[len("prompt: ") :],
             self._prompt_index,
@@ -658,59 +464,11 @@ class LogParser:
             self._block = None
             self._finish_block(block)
 
-    def _finish_block(self, block: _Block) -> None:
-        text = "\n".join(block.lines)
-        if isinstance(block, _PyWarning):
-            self._push(
-                _ChildWarning(seq=self._next(), t=self._t, message=text, source=block.source)
-            )
-        elif isinstance(block, _Banner):
-            v = block.values
-
-            def num(key: str) -> int | None:
-                return int(v[key]) if key in v else None
-
-            sizes = v.get("batch_size_per_device")
-            plan = _TrainingPlan(
-                seq=self._next(),
-                t=self._t,
-                text=text,
-                train_images_with_repeats=num("train_images_with_repeats"),
-                validation_images_with_repeats=num("validation_images_with_repeats"),
-                reg_images=num("reg_images"),
-                batches_per_epoch=num("batches_per_epoch"),
-                epochs=num("epochs"),
-                batch_size_per_device=[int(s) for s in sizes.split(",")] if sizes else None,
-                gradient_accumulation_steps=num("gradient_accumulation_steps"),
-                total_steps=num("total_steps"),
-            )
-            self._plan = plan
-            self._push(plan)
-        else:
-            v = block.values
-            steps = v.get("sample_steps")
-            scale = v.get("scale")
-            seed = v.get("seed")
-            width = v.get("width")
-            height = v.get("height")
-            self._push(
-                _SamplePrompt(
-                    seq=self._next(),
-                    t=self._t,
-                    text=text,
-                    prompt=v["prompt"],
-                    negative_prompt=v.get("negative_prompt"),
-                    width=_to_int(width) if width is not None else None,
-                    height=_to_int(height) if height is not None else None,
-                    sample_steps=_to_int(steps) if steps is not None else None,
-                    scale=_to_float(scale) if scale is not None else None,
-                    sampler=v.get("sample_sampler"),
-                    seed=_to_int(seed) if seed is not None else None,
-                    prompt_index=block.index,
-                    step=block.step,
-                    epoch=block.epoch,
-                )
-            )
+    def _finish_block(self, block: Block) -> None:
+        event = block.event(self._next(), self._t)
+        if isinstance(block, Banner):
+            self._plan = block.plan
+        self._push(event)
 
     def _flush_rich(self) -> None:
         rich = self._rich
@@ -743,7 +501,7 @@ class LogParser:
         total_s = m["total"]
         n = int(m["n"] if total_s is not None else m["n_only"])
         total = int(total_s) if total_s is not None else None
-        postfix = _postfix(m["postfix"])
+        postfix = parse_postfix(m["postfix"])
         if desc == "steps" and total is not None:
             self._step(m, n, total, postfix)
             return
@@ -760,9 +518,9 @@ class LogParser:
                 n=n,
                 total=total,
                 phase=self._phase,
-                rate_it_s=_rate_it_s(m["rate"], m["rate_unit"]),
-                elapsed_s=_seconds(m["elapsed"]),
-                eta_s=_seconds(m["remaining"]),
+                rate_it_s=parse_rate(m["rate"], m["rate_unit"]),
+                elapsed_s=parse_seconds(m["elapsed"]),
+                eta_s=parse_seconds(m["remaining"]),
                 postfix=postfix or None,
             )
         )
@@ -775,8 +533,8 @@ class LogParser:
             return  # a redraw of the same state (rate/time only)
         self._step_key = key
         self._set_phase(Phase.TRAINING)
-        loss = _to_float(loss_text) if loss_text is not None else None
-        rate = _rate_it_s(m["rate"], m["rate_unit"])
+        loss = to_float(loss_text) if loss_text is not None else None
+        rate = parse_rate(m["rate"], m["rate_unit"])
         epoch = self._epoch
         plan = self._plan
         per_epoch = plan.steps_per_epoch if plan is not None else None
@@ -800,8 +558,8 @@ class LogParser:
                 epoch=epoch,
                 avr_loss=loss,
                 rate_it_s=rate,
-                elapsed_s=_seconds(m["elapsed"]),
-                eta_s=_seconds(m["remaining"]),
+                elapsed_s=parse_seconds(m["elapsed"]),
+                eta_s=parse_seconds(m["remaining"]),
                 epoch_step=epoch_step,
                 epoch_total_steps=per_epoch,
                 epoch_eta_s=epoch_eta,
@@ -834,105 +592,3 @@ class LogParser:
 
     def _push(self, event: Event) -> None:
         self._out.append(event)
-
-
-class Decoder:
-    """Incremental bytes-to-text decoding that survives chunk boundaries inside a character.
-
-    Example:
-        >>> d = Decoder()
-        >>> d.decode("学".encode()[:2]) + d.decode("学".encode()[2:])
-        '学'
-    """
-
-    def __init__(self, encoding: str = "utf-8") -> None:
-        """Create a decoder.
-
-        Args:
-            encoding: Codec name; undecodable bytes become U+FFFD.
-        """
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-
-    def decode(self, data: bytes, final: bool = False) -> str:
-        """Decode the next chunk; an incomplete trailing character waits for the next one.
-
-        Args:
-            data: The next bytes.
-            final: True for the last chunk (flushes an incomplete character as U+FFFD).
-
-        Returns:
-            The text decodable so far.
-        """
-        return self._decoder.decode(data, final)
-
-
-def parse_log(text: str, *, start_seq: int = 0) -> list[Event]:
-    """Parse a whole console log.
-
-    Args:
-        text: The decoded log (``\\r`` and ANSI codes kept).
-        start_seq: ``seq`` of the first event.
-
-    Returns:
-        All events (``t`` is 0.0 throughout).
-    """
-    parser = LogParser(start_seq=start_seq)
-    return parser.feed(text) + parser.close()
-
-
-def parse_bytes_chunks(
-    chunks: Iterable[bytes | tuple[float, bytes]], *, encoding: str = "utf-8", start_seq: int = 0
-) -> list[Event]:
-    """Decode and parse raw chunks as they were read from the child's pipe.
-
-    Args:
-        chunks: Byte strings, or ``(t, bytes)`` pairs to stamp events with ``t``.
-        encoding: Codec of the stream.
-        start_seq: ``seq`` of the first event.
-
-    Returns:
-        All events.
-    """
-    decoder = Decoder(encoding)
-    parser = LogParser(start_seq=start_seq)
-    events: list[Event] = []
-    for chunk in chunks:
-        if isinstance(chunk, tuple):
-            t, data = chunk
-            events += parser.feed(decoder.decode(data), t)
-        else:
-            events += parser.feed(decoder.decode(chunk))
-    events += parser.feed(decoder.decode(b"", final=True))
-    events += parser.close()
-    return events
-
-
-def parse_sample_filename(name: str) -> tuple[int | None, int | None, int | None]:
-    """Read epoch, step and prompt index from the name of a sample image sd-scripts wrote.
-
-    sd-scripts names samples ``[<output_name>_]<e000001|000010>_<prompt:02d>_<YYYYmmddHHMMSS>
-    [_<seed>].png``: ``e`` + epoch when sampling per epoch, the step otherwise.
-
-    Args:
-        name: File name or path.
-
-    Returns:
-        ``(epoch, step, prompt_index)``; all None when the name does not follow the pattern.
-
-    Example:
-        >>> parse_sample_filename("style_e000001_00_20261124215422_1.png")
-        (1, None, 0)
-        >>> parse_sample_filename("style_000010_02_20261124215422.png")
-        (None, 10, 2)
-    """
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    m = SAMPLE_FILENAME_RE.search(base)
-    if m is None:
-        return None, None, None
-    epoch = m["epoch"]
-    step = m["step"]
-    return (
-        int(epoch) if epoch is not None else None,
-        int(step) if step is not None else None,
-        int(m["index"]),
-    )

@@ -15,7 +15,7 @@ in ``message`` (and ``traceback``) instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -44,8 +44,6 @@ __all__ = [
     "StateSaved",
     "StepProgress",
     "TrainingPlan",
-    "dump_events_jsonl",
-    "load_events_jsonl",
     "trusted_constructor",
 ]
 
@@ -339,30 +337,6 @@ Event = Annotated[
 
 EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)
 """Validates/serialises any event: ``EventAdapter.validate_json(line)``."""
-
-
-def dump_events_jsonl(events: Iterable[Event]) -> str:
-    """Serialise events as JSON Lines (one event per line, trailing newline).
-
-    Args:
-        events: Events in stream order.
-
-    Returns:
-        The JSONL text; empty string for no events.
-    """
-    return "".join(ev.model_dump_json() + "\n" for ev in events)
-
-
-def load_events_jsonl(text: str) -> list[Event]:
-    """Read events written by :func:`dump_events_jsonl` (blank lines are skipped).
-
-    Args:
-        text: JSONL text.
-
-    Returns:
-        The events, in file order.
-    """
-    return [EventAdapter.validate_json(line) for line in text.splitlines() if line.strip()]
 
 
 _E = TypeVar("_E", bound=BaseModel)

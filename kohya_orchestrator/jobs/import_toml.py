@@ -17,10 +17,12 @@ from typing import Any
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
 from ..models.dataset import BucketOptions, CaptionOptions, parse_repeats_folder
+from ..models.family import FAMILIES
 from ..models.network import ALGOS
 from ..models.sd_args import known_args
 from ..models.training import TrainingConfig
 from .loading import read_toml, validate_job
+from .prompt_lines import parse_prompt_line
 
 __all__ = ["ImportResult", "import_kohya_config", "job_dict_from_kohya"]
 
@@ -368,45 +370,17 @@ def _prompts(path: str, problems: list[Problem]) -> list[dict[str, Any]]:
     return out
 
 
-_PROMPT_OPTIONS = {
-    "n": "negative_prompt",
-    "w": "width",
-    "h": "height",
-    "s": "sample_steps",
-    "d": "seed",
-    "l": "scale",
-    "ss": "sample_sampler",
-}
+def _guess_family(flat: Mapping[str, Any]) -> str:
+    """The family a kohya config was written for (when ``--family`` does not say).
 
-
-def parse_prompt_line(line: str) -> tuple[dict[str, Any], list[tuple[str, bool]]] | None:
-    """One line of sd-scripts' .txt prompt file as sampling-prompt data (train_util.py:6254).
-
-    Returns None for blank lines and comments (``#`` as the first character, as sd-scripts reads
-    them), else the prompt dict and notes ``(message, is_error)`` about options not carried over.
+    A text-encoder cache key says the family that caches them, ``v2`` the SD 2.x family; anything
+    else is the job format's default, sd15.
     """
-    if not line.strip() or line.startswith("#"):
-        return None
-    parts = line.split(" --")
-    prompt: dict[str, Any] = {"prompt": parts[0].strip()}
-    notes: list[tuple[str, bool]] = []
-    for part in parts[1:]:
-        opt, _, value = part.partition(" ")
-        opt, value = opt.strip(), value.strip()
-        key = _PROMPT_OPTIONS.get(opt.lower())
-        if key is None:
-            notes.append((f"prompt option --{opt} not imported", False))
-            continue
-        try:
-            if key in ("width", "height", "sample_steps", "seed"):
-                prompt[key] = int(value)
-            elif key == "scale":
-                prompt[key] = float(value)
-            else:
-                prompt[key] = value
-        except ValueError:
-            notes.append((f"--{opt} {value!r} is not a number", True))
-    return prompt, notes
+    if "cache_text_encoder_outputs" in flat:
+        return next(name for name, p in FAMILIES.items() if p.caches_text_encoder_outputs)
+    if flat.get("v2"):
+        return next(name for name, p in FAMILIES.items() if p.v2)
+    return "sd15"
 
 
 def job_dict_from_kohya(
@@ -419,11 +393,7 @@ def job_dict_from_kohya(
     problems: list[Problem] = []
     flat = _flatten(config)
     if family is None:
-        family = (
-            "sdxl"
-            if "cache_text_encoder_outputs" in flat
-            else ("sd2" if flat.get("v2") else "sd15")
-        )
+        family = _guess_family(flat)
     known = known_args(family)
     model = {k: flat[k] for k in _MODEL_KEYS if k in flat}
     model["family"] = family

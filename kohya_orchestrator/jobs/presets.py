@@ -3,7 +3,7 @@
 A preset composes in layers, lowest first: its ``extends`` chain, the preset itself, overlays
 (``--vram 8`` is the overlay ``vram-8gb``), the epochs picked from the data, then the caller's
 layers (job file, command-line options, ``--set``). The merged dict is validated once
-(jobfile.compose_layers / validate_job), so every problem is reported together and names the
+(layers.compose_layers / loading.validate_job), so every problem is reported together and names the
 layer that set the bad value.
 
 Preset files may use four keys the job format does not have; they are taken out before
@@ -16,33 +16,31 @@ validation, so the job model itself stays free of "auto" values:
   ``model.family`` is ``<family>`` (SDXL needs more memory switches than SD 1.5 on the same card).
 - ``[epochs_from_data]`` with ``target_steps = [low, high]``, ``min_epochs``, ``max_epochs``:
   ``max_train_epochs`` is chosen from the planned steps per epoch of the actual data so the total
-  lands in the range (:func:`choose_epochs`), as a layer of its own above the presets. A job file,
-  option or ``--set`` that sets ``max_train_epochs`` or ``max_train_steps`` wins.
+  lands in the range (:func:`.epochs.choose_epochs`), as a layer of its own above the presets. A
+  job file, option or ``--set`` that sets ``max_train_epochs`` or ``max_train_steps`` wins.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, OrchestratorError, PresetNotFound, Problem
-from .loading import Layer, compose_layers, parse_set_overrides, read_toml, validate_job
+from ..errors import ConfigError, PresetNotFound, Problem
+from ..models.family import FAMILIES
+from .epochs import EpochChoice, StepTarget, epochs_from_data, length_setter, step_target
+from .layers import Layer, compose_layers, parse_set_overrides
+from .loading import read_toml, validate_job
 
 if TYPE_CHECKING:
-    from ..datasets.plan import StepPlan
     from ..models import TrainingJob
 
 __all__ = [
     "PRESET_ONLY_KEYS",
-    "EpochChoice",
     "PresetInfo",
     "PresetJob",
-    "StepTarget",
-    "choose_epochs",
     "compose_preset",
     "list_presets",
     "load_preset",
@@ -57,7 +55,6 @@ __all__ = [
 PRESET_ONLY_KEYS = ("extends", "overlay", "for_family", "epochs_from_data")
 """Top-level keys a preset file may have that are not part of the job format."""
 
-_FAMILIES = ("sd15", "sd2", "sdxl")
 VRAM_TIERS = (8, 12, 24)
 
 
@@ -208,12 +205,14 @@ def _read(name: str, relative_to: Path | None) -> _PresetFile:
         bad("for_family", "expected tables per family", "[for_family.sdxl.training] ...")
         for_family = {}
     for fam, part in for_family.items():
-        if fam not in _FAMILIES or not isinstance(part, Mapping):
-            close = difflib.get_close_matches(str(fam), _FAMILIES, n=1)
+        if fam not in FAMILIES or not isinstance(part, Mapping):
+            close = difflib.get_close_matches(str(fam), list(FAMILIES), n=1)
             bad(
                 f"for_family.{fam}",
-                f"unknown family '{fam}'" if fam not in _FAMILIES else "expected a table",
-                (f"did you mean '{close[0]}'? " if close else "") + "allowed: sd15, sd2, sdxl",
+                f"unknown family '{fam}'" if fam not in FAMILIES else "expected a table",
+                (f"did you mean '{close[0]}'? " if close else "")
+                + "allowed: "
+                + ", ".join(FAMILIES),
             )
     target = data.pop("epochs_from_data", None)
     if target is not None and not isinstance(target, Mapping):
@@ -309,203 +308,9 @@ def preset_layers(name: str) -> list[Layer]:
     return _layers(files, _family(_plain(files)), _display(top, ()), top.path)
 
 
-# ----------------------------------------------------------------------------- epochs from data
-@dataclass(frozen=True)
-class StepTarget:
-    """A preset's wish for the length of a run: total steps in ``[low, high]``."""
-
-    low: int
-    high: int
-    min_epochs: int = 1
-    max_epochs: int = 100
-    source: str = "preset"
-
-    @property
-    def middle(self) -> float:
-        """The middle of the step range."""
-        return (self.low + self.high) / 2
-
-
 def _target(files: Sequence[_PresetFile]) -> StepTarget | None:
-    merged: dict[str, Any] = {}
-    source = ""
-    for f in files:
-        if f.epochs_from_data is not None:
-            merged.update(f.epochs_from_data)
-            source = f.label
-    if not merged:
-        return None
-    problems: list[Problem] = []
-    steps = merged.get("target_steps")
-    lo_e, hi_e = merged.get("min_epochs", 1), merged.get("max_epochs", 100)
-    ok_steps = (
-        isinstance(steps, list)
-        and len(steps) == 2
-        and all(isinstance(s, int) and s >= 1 for s in steps)
-        and steps[0] <= steps[1]
-    )
-    if not ok_steps:
-        problems.append(
-            Problem(
-                "epochs_from_data.target_steps",
-                f"expected [low, high] with 1 <= low <= high, got {steps!r} (set by {source})",
-                "e.g. target_steps = [1500, 3000]",
-            )
-        )
-    if not (isinstance(lo_e, int) and isinstance(hi_e, int) and 1 <= lo_e <= hi_e):
-        problems.append(
-            Problem(
-                "epochs_from_data.min_epochs",
-                f"expected 1 <= min_epochs <= max_epochs, got {lo_e!r} and {hi_e!r} "
-                f"(set by {source})",
-                "e.g. min_epochs = 2, max_epochs = 20",
-            )
-        )
-    unknown = set(merged) - {"target_steps", "min_epochs", "max_epochs"}
-    for key in sorted(unknown):
-        problems.append(
-            Problem(
-                f"epochs_from_data.{key}",
-                f"unknown key '{key}' (set by {source})",
-                "allowed: target_steps, min_epochs, max_epochs",
-            )
-        )
-    if problems or not isinstance(steps, list):
-        raise ConfigError(problems, source=source)
-    return StepTarget(int(steps[0]), int(steps[1]), int(lo_e), int(hi_e), source)
-
-
-def choose_epochs(steps_per_epoch: int, target: StepTarget) -> int:
-    """The number of epochs whose total steps lands in the target, nearest its middle.
-
-    When no whole number of epochs within ``[min_epochs, max_epochs]`` lands in the range, the
-    one closest to it is taken (a tiny dataset gets ``max_epochs``, a huge one ``min_epochs``).
-
-    Args:
-        steps_per_epoch: Optimizer steps of one epoch (from plan.py).
-        target: The preset's step range and epoch bounds.
-
-    Returns:
-        The number of epochs.
-    """
-
-    def score(epochs: int) -> tuple[int, float, int]:
-        total = epochs * steps_per_epoch
-        outside = max(target.low - total, total - target.high, 0)
-        return outside, abs(total - target.middle), epochs
-
-    return min(range(target.min_epochs, target.max_epochs + 1), key=score)
-
-
-def _arithmetic(plan: StepPlan) -> str:
-    if len(plan.datasets) == 1:
-        d = plan.datasets[0]
-        terms = [
-            f"{s.image_count} images x {s.num_repeats} repeats"
-            for s in d.subsets
-            if s.used and not s.is_reg
-        ]
-        text = " + ".join(terms) or "0 images"
-        if d.reg_samples_per_epoch:
-            text += f" + {d.reg_samples_per_epoch} reg images"
-        text += f" / batch {d.batch_size}"
-        batch = d.batch_size
-    else:
-        text = f"{plan.samples_per_epoch} images x repeats in {len(plan.datasets)} datasets"
-        batch = 0
-    if plan.num_processes > 1:
-        text += f" / {plan.num_processes} GPUs"
-    if plan.gradient_accumulation_steps > 1:
-        text += f" / {plan.gradient_accumulation_steps} accumulation steps"
-    text += f" = {plan.steps_per_epoch} steps per epoch"
-    if batch:
-        naive = math.ceil(
-            plan.samples_per_epoch / batch / plan.num_processes / plan.gradient_accumulation_steps
-        )
-        if naive != plan.steps_per_epoch:
-            text += f" (not {naive}: each aspect-ratio bucket rounds up to whole batches)"
-    return text
-
-
-@dataclass(frozen=True)
-class EpochChoice:
-    """The epochs picked from the data, with the arithmetic behind them."""
-
-    target: StepTarget
-    steps_per_epoch: int
-    epochs: int
-    arithmetic: str
-    """``"6 images x 10 repeats / batch 2 = 30 steps per epoch"``."""
-
-    @property
-    def total_steps(self) -> int:
-        """Steps of the whole run."""
-        return self.epochs * self.steps_per_epoch
-
-    @property
-    def in_target(self) -> bool:
-        """True when the total lands in the target range."""
-        return self.target.low <= self.total_steps <= self.target.high
-
-    @property
-    def advice(self) -> str | None:
-        """What to change when the total misses the target."""
-        t = self.target
-        if self.total_steps < t.low and self.epochs == t.max_epochs:
-            return (
-                f"below the target even at the preset's {t.max_epochs} epochs: add images or "
-                "raise the repeats (the number before _ in the folder name)"
-            )
-        if self.total_steps > t.high and self.epochs == t.min_epochs:
-            return (
-                f"above the target even at the preset's {t.min_epochs} epochs: lower the repeats "
-                "(e.g. rename 30_name to 15_name)"
-            )
-        if not self.in_target:
-            return "no whole number of epochs lands in the range; this is the closest"
-        return None
-
-    @property
-    def summary(self) -> str:
-        """One line: the arithmetic, the epochs, the total and the target."""
-        t = self.target
-        line = (
-            f"{self.arithmetic}; {self.epochs} epochs -> {self.total_steps} steps "
-            f"(target {t.low}-{t.high})"
-        )
-        return line + (f"; {self.advice}" if self.advice else "")
-
-
-def _length_setter(layers: Sequence[Layer]) -> str | None:
-    who = None
-    for layer in layers:
-        training = layer.data.get("training")
-        if isinstance(training, Mapping) and (
-            "max_train_epochs" in training or "max_train_steps" in training
-        ):
-            who = layer.name
-    return who
-
-
-def _epochs_from_data(
-    preset: Sequence[Layer], user: Sequence[Layer], target: StepTarget, num_processes: int
-) -> tuple[EpochChoice | None, str | None]:
-    from ..datasets.plan import plan_job
-
-    probe = Layer("probe", {"training": {"max_train_epochs": 1}})
-    composed = compose_layers([*preset, *user, probe])
-    training = composed.data.get("training", {})
-    if isinstance(training, Mapping) and "max_train_steps" in training:
-        return None, "the preset sets max_train_steps; epochs from data not used"
-    try:
-        job = validate_job(composed.data)
-        plan = plan_job(job, num_processes=num_processes)
-    except (OrchestratorError, OSError, ValueError):
-        return None, None  # the final validation reports the problems
-    if plan.steps_per_epoch == 0:
-        return None, "no images to plan from; max_train_epochs stays as the preset sets it"
-    epochs = choose_epochs(plan.steps_per_epoch, target)
-    return EpochChoice(target, plan.steps_per_epoch, epochs, _arithmetic(plan)), None
+    tables = [(f.label, f.epochs_from_data) for f in files if f.epochs_from_data is not None]
+    return step_target(tables)
 
 
 # ----------------------------------------------------------------------------- composing
@@ -556,11 +361,11 @@ def compose_preset(
     choice: EpochChoice | None = None
     note: str | None = None
     if target is not None:
-        setter = _length_setter(user)
+        setter = length_setter(user)
         if setter is not None:
             note = f"the training length comes from {setter}; epochs from data not used"
         else:
-            choice, note = _epochs_from_data(preset, user, target, num_processes)
+            choice, note = epochs_from_data(preset, user, target, num_processes)
     extra: list[Layer] = []
     if choice is not None:
         t = choice.target

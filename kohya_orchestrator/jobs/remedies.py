@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import TrainingJob
+from ..models.family import profile
 from ..models.optimizer import AdamWOptimizer
 
 __all__ = ["Remedy", "memory_remedies"]
@@ -38,6 +39,7 @@ def _toml(value: Any) -> str:
 def memory_remedies(job: TrainingJob) -> list[Remedy]:
     """Memory-saving changes that this job does not use yet, lightest first."""
     t, ds, out = job.training, job.dataset, []
+    family_remedies = profile(job.model.family).memory_remedies
     if not t.cache_latents and not (ds.color_aug or ds.random_crop):
         out.append(
             Remedy("cache latents (the VAE leaves the GPU)", {"training.cache_latents": True})
@@ -55,7 +57,7 @@ def memory_remedies(job: TrainingJob) -> list[Remedy]:
         )
     if isinstance(job.optimizer, AdamWOptimizer) and job.optimizer.type == "AdamW":
         out.append(Remedy("8-bit AdamW (bitsandbytes)", {"optimizer.type": "AdamW8bit"}))
-    if job.model.family == "sdxl" and not t.cache_text_encoder_outputs:
+    if "te_cache" in family_remedies and not t.cache_text_encoder_outputs:
         out.append(
             Remedy(
                 "U-Net only with cached text-encoder outputs (SDXL)",
@@ -78,6 +80,6 @@ def memory_remedies(job: TrainingJob) -> list[Remedy]:
                 },
             )
         )
-    if not t.fp8_base and t.mixed_precision != "no" and job.model.family == "sdxl":
+    if not t.fp8_base and t.mixed_precision != "no" and "fp8_base" in family_remedies:
         out.append(Remedy("base model in fp8 (SDXL)", {"training.fp8_base": True}))
     return out

@@ -1,4 +1,8 @@
-"""TrainingJob: the aggregate root. Rules that span sections run here, all at once."""
+"""TrainingJob: the aggregate root. Rules that span sections run here, all at once.
+
+The rules (``models/rules/``) read the job through a structural type, so they never import
+this module: the import goes one way, job -> rules.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from .dataset import DatasetConfig
 from .model import ModelConfig
 from .network import LoraNetwork, Network
 from .optimizer import AdamWOptimizer, ArgValue, Optimizer, SchedulerConfig
+from .rules import check_job
 from .sampling import SamplingConfig
 from .training import TrainingConfig
 
@@ -57,8 +62,6 @@ class TrainingJob(StrictModel):
 
     @model_validator(mode="after")
     def check_rules(self) -> TrainingJob:
-        from .rules import check_job  # rules import the models; keep the cycle local
-
         problems = check_job(self)
         if problems:
             raise RuleViolations(problems)

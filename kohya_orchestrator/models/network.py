@@ -7,7 +7,7 @@ uses: an IA3 job with a ``network_dim`` is an error, not a silently ignored valu
 
 Defaults follow LyCORIS' own guidance (ly:docs/Algo-List.md, ly:docs/Guidelines.md) and are chosen
 so that ``network = {algo = "..."}`` alone trains on every lycoris-lora version in the
-compatibility table (kohya_orchestrator/environment/lycoris.py, docs/networks.md):
+compatibility table (kohya_orchestrator/environment/lycoris_table.py, docs/networks.md):
 
 - every LyCORIS algo defaults to ``preset = "attn-mlp"`` (LyCORIS' advice "in most cases"; the
   preset LyCORIS picks when none is given, ``full``, fails on SD1/SD2 with lycoris-lora 4.x);

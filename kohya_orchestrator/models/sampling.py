@@ -35,8 +35,8 @@ class SamplePrompt(StrictModel):
     """One sample prompt. Rendered as a line of sd-scripts' prompt file (`--w 512 --h 512 ...`)."""
 
     # Text sd-scripts' prompt-line reader would misread (a " --" in it, a prompt that starts like
-    # one of its options or with "#", ...) is refused by check_sample_prompts in rules.py, with the
-    # key path, the reason and the fix (the schema is unchanged: docs/job.schema.json).
+    # one of its options or with "#", ...) is refused by check_sample_prompts in rules/sampling.py,
+    # with the key path, the reason and the fix (the schema is unchanged: docs/job.schema.json).
 
     prompt: Annotated[str, Field(min_length=1, description="The prompt text.")]
     negative_prompt: Annotated[str | None, Field(description="Negative prompt (--n).")] = None

@@ -10,26 +10,45 @@ sd-scripts stores its training settings as ``ss_*`` metadata strings (``str(v)``
 sd-scripts reference). :class:`LoraInfo` is a lenient view over them: a missing or unreadable value
 becomes ``None``, never an error. Files without ``ss_*`` keys (``--no_metadata``, other trainers)
 still give the algorithm and rank, inferred from the tensor names and shapes (listed in
-``LoraInfo.inferred``).
+``LoraInfo.inferred``). The lenient converters and the readers of each ``ss_*`` value are in
+:mod:`kohya_orchestrator.outputs.lora_metadata`.
 """
 
 from __future__ import annotations
 
-import ast
-import json
-import math
-import re
 from collections import Counter
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ..errors import ConfigError, Problem
 from ..models.base import LenientModel
 from .lora_header import HeaderError, TensorInfo, read_header
+from .lora_metadata import (
+    NO_DIM_ALGOS,
+    Bool,
+    DatasetDir,
+    Float,
+    Int,
+    Str,
+    algo_from_tensors,
+    json_value,
+    rank_from_tensors,
+    read_algo,
+    read_batch_size,
+    read_dataset_dirs,
+    read_network_args,
+    read_optimizer,
+    read_resolution,
+    read_tag_frequency,
+    tensor_summary,
+    to_float,
+    to_int,
+    utc_time,
+)
 
 __all__ = [
     "DatasetDir",
@@ -38,89 +57,6 @@ __all__ = [
     "inspect_lora",
     "lora_info_from_metadata",
 ]
-
-_NONE_STRINGS = frozenset({"", "None", "null", "none"})
-# Tensor-name suffixes that identify an algorithm (LyCORIS module state-dict names).
-_SUFFIX_ALGOS: tuple[tuple[str, str], ...] = (
-    ("lora_down.weight", "lora"),
-    ("hada_w1_a", "loha"),
-    ("lokr_w1", "lokr"),
-    ("lokr_w1_a", "lokr"),
-    ("on_input", "ia3"),
-    ("oft_blocks", "diag-oft"),
-    ("oft_diag", "diag-oft"),
-    ("a1.weight", "glora"),
-    ("diff", "full"),
-)
-# Algorithms that ignore network_dim/network_alpha (sd-scripts reference 3.5).
-_NO_DIM_ALGOS = frozenset({"ia3", "full"})
-
-
-# --------------------------------------------------------------------------- lenient converters
-def _none(v: Any) -> Any:
-    return None if v is None or (isinstance(v, str) and v.strip() in _NONE_STRINGS) else v
-
-
-def _to_str(v: Any) -> str | None:
-    v = _none(v)
-    return None if v is None else str(v)
-
-
-def _to_int(v: Any) -> int | None:
-    v = _none(v)
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return int(f) if math.isfinite(f) and f == int(f) else None
-
-
-def _to_float(v: Any) -> float | None:
-    v = _none(v)
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _to_bool(v: Any) -> bool | None:
-    v = _none(v)
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
-        return v.strip().lower() == "true"
-    return None
-
-
-def _json(v: Any) -> Any:
-    v = _none(v)
-    if not isinstance(v, str):
-        return v
-    try:
-        return json.loads(v)
-    except ValueError:
-        return None
-
-
-Str = Annotated[str | None, BeforeValidator(_to_str)]
-Int = Annotated[int | None, BeforeValidator(_to_int)]
-Float = Annotated[float | None, BeforeValidator(_to_float)]
-Bool = Annotated[bool | None, BeforeValidator(_to_bool)]
-
-
-class DatasetDir(LenientModel):
-    """One image folder of the training data, as the metadata records it."""
-
-    name: str = Field(description="Folder name (sd-scripts stores the basename only).")
-    repeats: int | None = Field(default=None, description="num_repeats of the folder.")
-    images: int | None = Field(default=None, description="Images found in it.")
-    is_reg: bool = Field(default=False, description="A regularisation folder.")
-    class_tokens: str | None = Field(default=None, description="DreamBooth class tokens.")
 
 
 class TagCount(LenientModel):
@@ -234,7 +170,7 @@ class LoraInfo(LenientModel):
     @property
     def uses_dim_alpha(self) -> bool:
         """False for algorithms that ignore network_dim/alpha (ia3, full)."""
-        return self.algo not in _NO_DIM_ALGOS
+        return self.algo not in NO_DIM_ALGOS
 
     @property
     def total_images(self) -> int | None:
@@ -321,37 +257,37 @@ def lora_info_from_metadata(
         "header_bytes": header_bytes,
         "metadata": meta,
     }
-    derived.update(_tensor_summary(tensors))
-    network_args = _network_args(meta.get("ss_network_args"))
+    derived.update(tensor_summary(tensors))
+    network_args = read_network_args(meta.get("ss_network_args"))
     derived["network_args"] = network_args
     inferred: list[str] = []
     notes: list[str] = []
 
-    algo = _algo(meta.get("ss_network_module"), network_args)
+    algo = read_algo(meta.get("ss_network_module"), network_args)
     if algo is None and tensors:
-        algo = _algo_from_tensors(derived["tensor_suffixes"])
+        algo = algo_from_tensors(derived["tensor_suffixes"])
         if algo is not None:
             inferred.append("algo")
     derived["algo"] = algo
-    if _to_int(meta.get("ss_network_dim")) is None and tensors:
-        rank = _rank_from_tensors(tensors)
+    if to_int(meta.get("ss_network_dim")) is None and tensors:
+        rank = rank_from_tensors(tensors)
         if rank is not None:
             derived["ss_network_dim"] = str(rank)
             inferred.append("network_dim")
-    if algo in _NO_DIM_ALGOS:
+    if algo in NO_DIM_ALGOS:
         notes.append(f"{algo} ignores network_dim and network_alpha")
 
-    derived["resolution"] = _resolution(meta)
-    name, args = _optimizer(meta.get("ss_optimizer"))
+    derived["resolution"] = read_resolution(meta)
+    name, args = read_optimizer(meta.get("ss_optimizer"))
     derived["optimizer_name"], derived["optimizer_args"] = name, args
-    datasets = _json(meta.get("ss_datasets"))
-    derived["dataset_dirs"] = _dataset_dirs(meta, datasets)
-    derived["tag_frequency"] = _tag_frequency(meta.get("ss_tag_frequency"), datasets)
-    derived["batch_size"] = _batch_size(meta, datasets)
-    started = _to_float(meta.get("ss_training_started_at"))
-    finished = _to_float(meta.get("ss_training_finished_at"))
-    derived["training_started_at"] = _utc(started)
-    derived["training_finished_at"] = _utc(finished)
+    datasets = json_value(meta.get("ss_datasets"))
+    derived["dataset_dirs"] = read_dataset_dirs(meta, datasets)
+    derived["tag_frequency"] = read_tag_frequency(meta.get("ss_tag_frequency"), datasets)
+    derived["batch_size"] = read_batch_size(meta, datasets)
+    started = to_float(meta.get("ss_training_started_at"))
+    finished = to_float(meta.get("ss_training_finished_at"))
+    derived["training_started_at"] = utc_time(started)
+    derived["training_finished_at"] = utc_time(finished)
     if started is not None and finished is not None and finished >= started:
         derived["training_time_s"] = finished - started
     if not any(k.startswith("ss_") for k in meta):
@@ -359,202 +295,3 @@ def lora_info_from_metadata(
     derived["inferred"] = inferred
     derived["notes"] = notes
     return LoraInfo.model_validate({**meta, **derived})
-
-
-# --------------------------------------------------------------------------- helpers
-def _tensor_summary(tensors: Mapping[str, TensorInfo]) -> dict[str, Any]:
-    dtypes: Counter[str] = Counter()
-    suffixes: set[str] = set()
-    modules: set[str] = set()
-    total = 0
-    for name, spec in tensors.items():
-        dtypes[spec.dtype] += 1
-        total += spec.data_offsets[1] - spec.data_offsets[0]
-        module, _, suffix = name.partition(".")
-        suffixes.add(suffix or name)
-        modules.add(module)
-    parts = Counter(_part(m) for m in modules)
-    return {
-        "tensor_count": len(tensors),
-        "tensor_bytes": total if tensors else None,
-        "dtypes": dict(sorted(dtypes.items())),
-        "modules": dict(sorted(parts.items())),
-        "tensor_suffixes": sorted(suffixes),
-    }
-
-
-def _part(module: str) -> str:
-    # sd-scripts prefixes: lora_te_ (SD1/2), lora_te1_/lora_te2_ (SDXL), lora_unet_; LyCORIS and
-    # OFT use the same with their own first word (oft_unet_).
-    body = module.split("_", 1)[1] if "_" in module else module
-    if body.startswith(("te1_", "te_")):
-        return "text_encoder"
-    if body.startswith("te2_"):
-        return "text_encoder_2"
-    if body.startswith("unet_"):
-        return "unet"
-    return "other"
-
-
-def _network_args(raw: str | None) -> dict[str, str | None]:
-    data = _json(raw)
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): None if v is None else str(v) for k, v in data.items()}
-
-
-def _algo(module: str | None, args: Mapping[str, str | None]) -> str | None:
-    module = _to_str(module)
-    if module is None:
-        return None
-    if module == "lycoris.kohya":
-        # LyCORIS's "lora" is its LoCon module (ly:lycoris/wrapper.py); we call it locon as the
-        # job model does.
-        algo = (args.get("algo") or "lora").lower()
-        return "locon" if algo == "lora" else algo
-    if module in ("networks.lora", "networks.lora_sd3", "networks.lora_flux"):
-        return "lora"
-    if module.startswith("networks.dylora"):
-        return "dylora"
-    if module.startswith("networks.oft"):
-        return "oft"
-    return module.rsplit(".", 1)[-1]
-
-
-def _algo_from_tensors(suffixes: list[str]) -> str | None:
-    present = set(suffixes)
-    for suffix, algo in _SUFFIX_ALGOS:
-        if suffix in present:
-            return algo
-    return None
-
-
-def _rank_from_tensors(tensors: Mapping[str, TensorInfo]) -> int | None:
-    ranks: Counter[int] = Counter()
-    for name, spec in tensors.items():
-        shape = spec.shape
-        if len(shape) < 2:
-            continue
-        if name.endswith(".lora_down.weight"):
-            ranks[int(shape[0])] += 1
-        elif name.endswith((".hada_w1_a", ".lokr_w2_a", ".lokr_w1_a")):
-            ranks[int(shape[1])] += 1
-    return ranks.most_common(1)[0][0] if ranks else None
-
-
-def _resolution(meta: Mapping[str, str]) -> tuple[int, int] | None:
-    # ss_datasets holds the dataset config's resolution; ss_resolution the legacy --resolution;
-    # modelspec.resolution falls back to 512 when --resolution is not given (train_util.py:3495).
-    datasets = _json(meta.get("ss_datasets"))
-    if isinstance(datasets, list) and datasets and isinstance(datasets[0], dict):
-        res = datasets[0].get("resolution")
-        if isinstance(res, list) and len(res) == 2:
-            w, h = _to_int(res[0]), _to_int(res[1])
-            if w and h:
-                return w, h
-    legacy = _to_str(meta.get("ss_resolution"))
-    if legacy:
-        try:
-            value = ast.literal_eval(legacy)
-        except (ValueError, SyntaxError):
-            value = None
-        if isinstance(value, tuple) and len(value) == 2:
-            w, h = _to_int(value[0]), _to_int(value[1])
-            if w and h:
-                return w, h
-        if isinstance(value, int):
-            return value, value
-    spec = _to_str(meta.get("modelspec.resolution"))
-    if spec:
-        m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", spec)
-        if m:
-            return int(m[1]), int(m[2])
-    return None
-
-
-def _optimizer(raw: str | None) -> tuple[str | None, dict[str, str]]:
-    # "prodigyopt.prodigy.Prodigy(decouple=True,weight_decay=0.01)" or "torch.optim.adamw.AdamW"
-    text = _to_str(raw)
-    if text is None:
-        return None, {}
-    cls, _, rest = text.partition("(")
-    args: dict[str, str] = {}
-    if rest:
-        for item in rest.rstrip(")").split(","):
-            key, sep, value = item.partition("=")
-            if sep and key.strip():
-                args[key.strip()] = value.strip()
-    return cls.strip().rsplit(".", 1)[-1] or None, args
-
-
-def _dataset_dirs(meta: Mapping[str, str], datasets: Any) -> list[DatasetDir]:
-    out: list[DatasetDir] = []
-    if isinstance(datasets, list):
-        for ds in datasets:
-            for sub in ds.get("subsets", []) if isinstance(ds, dict) else []:
-                if not isinstance(sub, dict):
-                    continue
-                name = sub.get("image_dir") or sub.get("metadata_file")
-                if not name:
-                    continue
-                out.append(
-                    DatasetDir(
-                        name=str(name),
-                        repeats=_to_int(sub.get("num_repeats")),
-                        images=_to_int(sub.get("img_count")),
-                        is_reg=bool(sub.get("is_reg")),
-                        class_tokens=_to_str(sub.get("class_tokens")),
-                    )
-                )
-        if out:
-            return out
-    for key, is_reg in (("ss_dataset_dirs", False), ("ss_reg_dataset_dirs", True)):
-        dirs = _json(meta.get(key))
-        if not isinstance(dirs, dict):
-            continue
-        for name, info in dirs.items():
-            info = info if isinstance(info, dict) else {}
-            out.append(
-                DatasetDir(
-                    name=str(name),
-                    repeats=_to_int(info.get("n_repeats")),
-                    images=_to_int(info.get("img_count")),
-                    is_reg=is_reg,
-                )
-            )
-    return out
-
-
-def _tag_frequency(raw: str | None, datasets: Any) -> dict[str, dict[str, int]]:
-    data = _json(raw)
-    if not isinstance(data, dict) and isinstance(datasets, list):
-        data = {}
-        for ds in datasets:
-            if isinstance(ds, dict) and isinstance(ds.get("tag_frequency"), dict):
-                data.update(ds["tag_frequency"])
-    if not isinstance(data, dict):
-        return {}
-    out: dict[str, dict[str, int]] = {}
-    for folder, tags in data.items():
-        if isinstance(tags, dict):
-            out[str(folder)] = {
-                str(t): c for t, c in ((t, _to_int(c)) for t, c in tags.items()) if c is not None
-            }
-    return out
-
-
-def _batch_size(meta: Mapping[str, str], datasets: Any) -> int | None:
-    if isinstance(datasets, list) and datasets and isinstance(datasets[0], dict):
-        value = _to_int(datasets[0].get("batch_size_per_device"))
-        if value is not None:
-            return value
-    return _to_int(meta.get("ss_batch_size_per_device"))
-
-
-def _utc(stamp: float | None) -> datetime | None:
-    if stamp is None:
-        return None
-    try:
-        return datetime.fromtimestamp(stamp, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import Problem
 from ..models import DatasetBlock, DatasetConfig, LoraNetwork, TrainingJob
+from ..models.family import profile
 from ..models.network import shipped_preset_filename, shipped_preset_name
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 OUTPUT_CHECK_NAME = "output_check.json"
 _EPOCH_FILE = re.compile(r"-(\d{6})$")
-_BASE_VERSIONS = {"sd15": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base"}
 # sd-scripts names these optimizers after another class (train_util.get_optimizer).
 _RENAMED_OPTIMIZERS = {"dadaptation", "sgdnesterov", "sgdnesterov8bit"}
 
@@ -294,9 +294,9 @@ def _check_training(job: TrainingJob, meta: dict[str, str], mismatch: Any) -> No
             mismatch("ss_datasets", f"resolution {got}, the job asked for {wanted}")
     elif "ss_resolution" in meta and meta["ss_resolution"] != str(wanted[0]):
         mismatch("ss_resolution", f"is {meta['ss_resolution']}, the job asked for {wanted[0]}")
-    base = _BASE_VERSIONS[job.model.family]
+    accepted = profile(job.model.family).base_model_versions  # prefixes, e.g. ("sd_v1",)
     version = meta.get("ss_base_model_version")
-    if version is not None and not version.startswith(base):
+    if version is not None and not version.startswith(accepted):
         mismatch("ss_base_model_version", f"is {version}, the job is {job.model.family}")
     o = job.optimizer
     if "ss_learning_rate" in meta and not _same_number(meta["ss_learning_rate"], o.learning_rate):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..events import EventAdapter, RunFinished, RunStatus
+from ..events import EventAdapter, RunFinished, RunStatus, read_events
 from ..launch.process import kill_tree
 from ..launch.rundir import RunDir
 from .records import Attempt, QueueJob
@@ -56,8 +56,6 @@ def close_interrupted_run(run_dir: Path, reason: str) -> None:
     rd = RunDir(run_dir)
     if rd.read_status() not in _OPEN_STATUSES:
         return
-    from ..run import read_events
-
     events = read_events(run_dir)
     if not any(e.kind == "run_finished" for e in events):
         last = events[-1] if events else None
@@ -87,8 +85,6 @@ _STATE_DIR = re.compile(r"^(?P<stem>.+?)(?:-(?:\d+|step\d+))?-state$")
 def latest_state(data: dict[str, Any], attempts: Sequence[Attempt]) -> Path | None:
     """The newest sd-scripts state folder of a job (``<name>-state``, ``<name>-<epoch>-state``,
     ``<name>-step<N>-state``), from its attempts' StateSaved events or its output folder."""
-    from ..run import read_events
-
     training = data.get("training", {}) if isinstance(data.get("training"), dict) else {}
     output_dir = Path(str(training.get("output_dir", "")))
     output_name = str(training.get("output_name", "lora"))

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError, Problem
 
 __all__ = ["render_slurm_script"]

@@ -24,7 +24,8 @@ from pydantic import BaseModel
 
 from ..errors import ConfigError, Problem
 from ..jobs.checks import check_outputs, check_paths
-from ..jobs.loading import Layer, compose_layers, parse_set_overrides, read_toml, validate_job
+from ..jobs.layers import Layer, compose_layers, parse_set_overrides
+from ..jobs.loading import read_toml, validate_job
 from ..launch.rundir import slugify
 from ..models import TrainingJob
 from ..models import network as network_models
@@ -33,7 +34,7 @@ from .records import NewJob, QueueJob
 from .store import JobQueue
 
 if TYPE_CHECKING:
-    from ..outputs.run_outputs import ComparisonRow
+    from ..outputs.compare import ComparisonRow
 
 __all__ = [
     "GridAxis",
@@ -398,7 +399,7 @@ def queue_sweep(queue: JobQueue, plan: SweepPlan) -> list[QueueJob]:
 
 def compare_sweep(queue: JobQueue, name: str) -> list[tuple[QueueJob, ComparisonRow | None]]:
     """Each job of a sweep with the comparison row of its latest run (None: it never ran)."""
-    from ..outputs.run_outputs import compare_runs
+    from ..outputs.compare import compare_runs
 
     jobs = queue.jobs(sweep=name)
     ran = [j for j in jobs if j.run_dir is not None and j.run_dir.is_dir()]

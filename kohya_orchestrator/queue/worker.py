@@ -18,15 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..environment.discovery import Environment, Install, probe_environment, require_install
+from ..environment.discovery import Install, require_install
+from ..environment.probe import Environment, probe_environment
 from ..errors import ConfigError, OrchestratorError, Problem
-from ..events import RunStatus
-from ..jobs.loading import Layer, compose_layers, validate_job
+from ..events import RunStatus, read_events
+from ..jobs.layers import Layer, compose_layers
+from ..jobs.loading import validate_job
 from ..jobs.remedies import Remedy, memory_remedies
 from ..launch.rundir import RunDir
 from ..models import TrainingJob
 from ..render.command import LaunchOptions
-from ..run import RunResult, Watchdogs, read_events, start
+from ..run import RunResult, Watchdogs, start
 from ..sinks import EventSink
 from .locks import RunnerLock
 from .records import Attempt, JobStatus, QueueJob

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._fs import write_atomic
-from ..environment.lycoris import shipped_preset_file
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
+from .lycoris_presets import shipped_preset_file
 from .toml import RenderedFiles, RenderPaths, render_job
 
 __all__ = [

@@ -27,6 +27,7 @@ from ..events import (
     SampleImageSaved,
     StepProgress,
     TrainingPlan,
+    plan_line,
 )
 
 __all__ = ["RichProgressSink"]
@@ -68,11 +69,7 @@ class RichProgressSink:
         elif isinstance(event, TrainingPlan):
             self._ensure()
             self._epoch_size = event.batches_per_epoch
-            p.console.print(
-                f"plan: {event.train_images_with_repeats} images x repeats, "
-                f"{event.batches_per_epoch} batches/epoch, {event.epochs} epochs, "
-                f"{event.total_steps} steps"
-            )
+            p.console.print(f"plan: {plan_line(event)}")
             if self._overall is None and event.total_steps:
                 self._overall = p.add_task("steps", total=event.total_steps, info="")
         elif isinstance(event, EpochStarted):

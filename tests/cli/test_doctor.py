@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.cli.commands import doctor
-from kohya_orchestrator.environment import discovery as environment
-from kohya_orchestrator.environment.discovery import Environment, GpuInfo, Install
+from kohya_orchestrator.environment import probe as environment
+from kohya_orchestrator.environment.discovery import Install
+from kohya_orchestrator.environment.probe import Environment, GpuInfo
 from kohya_orchestrator.errors import SetupError
 
 SHA = "48d368fa557731ad0488c07304dfeba8c07910eb"

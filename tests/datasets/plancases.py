@@ -13,7 +13,8 @@ from typing import Any
 
 from dsgen import VARIED, cycle_sizes, make_image, make_subset
 
-from kohya_orchestrator.datasets.plan import StepPlan, plan_dataset, plan_job
+from kohya_orchestrator.datasets.plan import plan_dataset, plan_job
+from kohya_orchestrator.datasets.plan_models import StepPlan
 from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.render.toml import render_dataset_toml
 

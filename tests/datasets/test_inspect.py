@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from dsgen import image_bytes, make_image, make_subset
 
-from kohya_orchestrator.datasets.report import DatasetReport, inspect_dataset, ratio_label
+from kohya_orchestrator.datasets.report import inspect_dataset, ratio_label
+from kohya_orchestrator.datasets.report_models import DatasetReport
 from kohya_orchestrator.errors import ConfigError
 
 

@@ -1,8 +1,7 @@
-"""Step-plan arithmetic: bucket set and choice, reg balancing, splits, steps and epochs.
+"""Step-plan arithmetic: reg balancing, splits, bucket rounding, steps and epochs.
 
-Expected bucket values were printed by sd-scripts' own model_util.make_bucket_resolutions and
-BucketManager.select_bucket (commit 48d368f); the recorded dataset numbers live in
-sd_scripts_expected.json (see test_e2e_sd_scripts.py).
+The recorded dataset numbers live in sd_scripts_expected.json (see test_e2e_sd_scripts.py); the
+bucket set and choice are tested in test_buckets.py.
 """
 
 from __future__ import annotations
@@ -16,58 +15,9 @@ import pytest
 from dsgen import cycle_sizes, make_image, make_subset
 from plancases import build_cases, oracle_summary, summary
 
-from kohya_orchestrator.datasets.plan import (
-    BucketSelector,
-    make_bucket_resolutions,
-    plan_dataset,
-    plan_job,
-)
-from kohya_orchestrator.jobs.loading import validate_job
+from kohya_orchestrator.datasets.plan import plan_dataset
 
 EXPECTED = Path(__file__).resolve().parent / "sd_scripts_expected.json"
-
-SD_BUCKETS_512 = [
-    (256, 832), (256, 896), (256, 960), (256, 1024), (320, 704), (320, 768), (384, 640),
-    (448, 576), (512, 512), (576, 448), (640, 384), (704, 320), (768, 320), (832, 256),
-    (896, 256), (960, 256), (1024, 256),
-]  # fmt: skip
-SIZES = [
-    (1000, 250), (250, 1000), (600, 800), (800, 600), (512, 512), (640, 384), (333, 777),
-    (1920, 1080), (100, 100), (576, 448),
-]  # fmt: skip
-
-
-class TestBuckets:
-    def test_bucket_set_equals_sd_scripts(self) -> None:
-        assert make_bucket_resolutions((512, 512)) == SD_BUCKETS_512
-        xl = make_bucket_resolutions((1024, 1024), 256, 2048, 32)
-        assert len(xl) == 81
-        assert xl[:3] == [(256, 2048), (288, 2048), (320, 2048)]
-
-    def test_choice_equals_sd_scripts(self) -> None:
-        sel = BucketSelector((512, 512))
-        assert [sel.select(*s) for s in SIZES] == [
-            (1024, 256), (256, 1024), (448, 576), (576, 448), (512, 512), (640, 384),
-            (320, 768), (640, 384), (512, 512), (576, 448),
-        ]  # fmt: skip
-
-    def test_no_upscale_choice_equals_sd_scripts(self) -> None:
-        sel = BucketSelector((512, 512), no_upscale=True)
-        assert [sel.select(*s) for s in [*SIZES, (70, 2000)]] == [
-            (960, 192), (192, 960), (384, 512), (512, 384), (512, 512), (640, 384), (320, 768),
-            (640, 384), (64, 64), (576, 448), (64, 1984),
-        ]  # fmt: skip
-
-    def test_no_bucketing_is_one_bucket(self) -> None:
-        sel = BucketSelector((256, 320), enable_bucket=False)
-        assert {sel.select(*s) for s in SIZES} == {(256, 320)}
-
-    @pytest.mark.parametrize("size", [(50, 50), (2000, 10), (0, 10)])
-    def test_zero_sized_bucket_is_an_error(self, size: tuple[int, int]) -> None:
-        from kohya_orchestrator.datasets.plan import BucketError
-
-        with pytest.raises(BucketError):
-            BucketSelector((512, 512), no_upscale=True).select(*size)
 
 
 def _tree(root: Path, subsets: dict[str, list[tuple[int, int]]], reg: bool = False) -> Path:
@@ -192,50 +142,6 @@ class TestBadImages:
         assert [e.code for e in plan.errors] == ["min_reso_too_big"]
 
 
-class TestJob:
-    def _job(self, dataset: dict[str, object], **training: object) -> dict[str, object]:
-        return {
-            "model": {"pretrained_model_name_or_path": "m.safetensors"},
-            "dataset": dataset,
-            "training": {"max_train_epochs": 2, **training},
-        }
-
-    def test_fallbacks_subset_then_dataset(self, tmp_path: Path) -> None:
-        make_subset(tmp_path, "4_a", [(512, 512)] * 3)
-        make_subset(tmp_path, "plain", [(512, 512)] * 2)
-        data = self._job(
-            {
-                "resolution": 512,
-                "min_bucket_reso": 128,
-                "num_repeats": 7,
-                "subsets": [
-                    {"image_dir": str(tmp_path / "4_a")},
-                    {"image_dir": str(tmp_path / "plain")},
-                ],
-            },
-            gradient_accumulation_steps=2,
-        )
-        plan = plan_job(validate_job(data))
-        subsets = plan.datasets[0].subsets
-        assert [s.num_repeats for s in subsets] == [4, 7]  # the folder name, then the default
-        assert plan.datasets[0].min_bucket_reso == 128
-        assert (plan.dataset_batches, plan.steps_per_epoch, plan.total_steps) == (26, 13, 26)
-
-    def test_finetuning_subsets_are_left_out(self, tmp_path: Path) -> None:
-        make_subset(tmp_path, "4_a", [(512, 512)])
-        data = self._job(
-            {
-                "datasets": [
-                    {"subsets": [{"image_dir": str(tmp_path / "4_a")}]},
-                    {"subsets": [{"metadata_file": str(tmp_path / "meta.json")}]},
-                ]
-            }
-        )
-        plan = plan_job(validate_job(data))
-        assert "finetuning_subset" in [w.code for w in plan.warnings]
-        assert plan.train_images_with_repeats == 4
-
-
 @pytest.fixture(scope="module")
 def golden_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {c.name: c for c in build_cases(tmp_path_factory.mktemp("golden"))}
@@ -251,20 +157,3 @@ def test_plan_equals_recorded_sd_scripts(name: str, golden_cases: dict[str, obje
     plan = case.plan()  # type: ignore[attr-defined]
     exact = case.exact  # type: ignore[attr-defined]
     assert summary(plan, exact) == oracle_summary(recorded, exact)
-
-
-def test_render_plan_text(tmp_path: Path) -> None:
-    _tree(tmp_path / "train", {"5_zengxin oilpaint": [(512, 512)] * 3 + [(1024, 256)]})
-    _tree(tmp_path / "reg", {"1_painting": [(512, 512)] * 2}, reg=True)
-    plan = plan_dataset(tmp_path / "train", tmp_path / "reg", batch_size=2, max_train_steps=30)
-    from kohya_orchestrator.datasets.plan import render_plan_text
-
-    text = render_plan_text(plan)
-    lines = text.splitlines()
-    assert lines[0] == f"Plan for {tmp_path / 'train'}"
-    assert "  5_zengxin oilpaint       4        5              20         20" in lines
-    assert "  1_painting (reg)         2        1               2         20" in lines
-    assert "  total                 40       21" in lines
-    assert "seed formula: steps = (image_nums * repeat) * epochs / batch_size" in text
-    assert "  = 2 epoch(s) × 21 steps per epoch, stopping at step 30" in lines
-    assert "  num reg images: 2" in lines

@@ -9,7 +9,7 @@ compatibility table says fails must be stopped before launch, with the table's m
 
 ``test_network_creation_matches_the_table`` builds every LyCORIS network around sd-scripts' own
 U-Net and CLIP classes (meta device, a few seconds) and checks each verdict of
-``kohya_orchestrator.environment.lycoris.COMPAT_TABLE`` against what the installed LyCORIS does.
+``kohya_orchestrator.environment.lycoris_table.COMPAT_TABLE`` against what the installed LyCORIS does.
 
 Each test prints one ``MEASURE {...}`` line (wall time, s/step) for docs/networks.md.
 """
@@ -27,19 +27,16 @@ import pytest
 from pydantic import TypeAdapter
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.environment.discovery import find_install, probe_package_versions
-from kohya_orchestrator.environment.lycoris import (
-    COMPAT_TABLE,
-    LYCORIS_ALGOS,
-    lookup,
-    resolve_symbolic_preset,
-)
+from kohya_orchestrator.environment.discovery import find_install
+from kohya_orchestrator.environment.lycoris_table import COMPAT_TABLE, LYCORIS_ALGOS, lookup
+from kohya_orchestrator.environment.probe import probe_package_versions
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.events import Event, RunStatus
 from kohya_orchestrator.jobs.loading import dump_job_toml, validate_job
 from kohya_orchestrator.models import Network, TrainingJob
 from kohya_orchestrator.models.network import LYCORIS_BUILTIN_PRESETS, SHIPPED_PRESET_PREFIX
 from kohya_orchestrator.outputs.lora_header import read_header
+from kohya_orchestrator.render.lycoris_presets import resolve_symbolic_preset
 from kohya_orchestrator.run import RunResult, read_events, start
 
 from .conftest import tiny_job

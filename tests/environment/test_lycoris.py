@@ -10,23 +10,25 @@ from typing import Any
 import pytest
 import toml
 
-from kohya_orchestrator.environment.discovery import Environment, Install, diagnose
+from kohya_orchestrator.environment.discovery import Install
+from kohya_orchestrator.environment.doctor import diagnose
 from kohya_orchestrator.environment.lycoris import (
+    check_before_launch,
+    check_network_compat,
+    describe_lycoris,
+    network_guidance,
+)
+from kohya_orchestrator.environment.lycoris_table import (
     COMPAT_TABLE,
     LYCORIS_ALGOS,
     MEASURED_VERSIONS,
     V3,
     V4,
     VersionRange,
-    check_before_launch,
-    check_network_compat,
-    describe_lycoris,
     lookup,
-    network_guidance,
     parse_version,
-    resolve_symbolic_preset,
-    shipped_preset_file,
 )
+from kohya_orchestrator.environment.probe import Environment
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob
@@ -36,6 +38,7 @@ from kohya_orchestrator.models.network import (
     SHIPPED_PRESET_PREFIX,
 )
 from kohya_orchestrator.render.files import render_into, write_rendered
+from kohya_orchestrator.render.lycoris_presets import resolve_symbolic_preset, shipped_preset_file
 from kohya_orchestrator.render.toml import RenderPaths, network_args, render_job
 from kohya_orchestrator.run import start
 

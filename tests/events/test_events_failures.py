@@ -69,14 +69,14 @@ def test_examples_come_from_their_fixture(load_capture: Any) -> None:
         ("h_simplelog", None),
     ],
 )
-def test_classify_failure_from_events_lines_or_text(
+def test_classify_failure_of_parsed_captures(
     load_capture: Any, name: str, category: str | None
 ) -> None:
     text = load_capture(name).text
     from_events = classify_failure(parse_log(text))
-    from_text = classify_failure(text)
-    from_lines = classify_failure(text.splitlines())
-    assert from_events == from_text == from_lines
+    # Console lines are parsed first, then classified: the same answer.
+    from_lines = classify_failure(parse_log("\n".join(text.splitlines()) + "\n"))
+    assert from_events == from_lines
     assert (from_events.category if from_events else None) == category
 
 
@@ -89,7 +89,12 @@ def test_specific_errors_beat_generic_ones() -> None:
     assert best is not None
     assert best.category == "oom"
     assert classify_failure([]) is None
-    assert classify_failure("") is None
+    assert classify_failure(parse_log("")) is None
+
+
+def test_text_must_be_parsed_first() -> None:
+    with pytest.raises(TypeError, match="parse_log"):
+        classify_failure("Traceback (most recent call last):\nKeyboardInterrupt\n")  # type: ignore[arg-type]
 
 
 def test_message_rules_are_anchored() -> None:

@@ -19,7 +19,7 @@ from PIL import Image
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.jobs.import_gui import gui_to_job_dict, import_gui_preset
-from kohya_orchestrator.jobs.loading import Layer
+from kohya_orchestrator.jobs.layers import Layer
 from kohya_orchestrator.jobs.presets import compose_preset
 from kohya_orchestrator.render.toml import RenderPaths, render_job
 
@@ -92,7 +92,8 @@ def _notes(problems: list[Any]) -> dict[str, str]:
 
 
 def _network_args(data: dict[str, Any]) -> list[str]:
-    from kohya_orchestrator.jobs.loading import compose_layers, validate_job
+    from kohya_orchestrator.jobs.layers import compose_layers
+    from kohya_orchestrator.jobs.loading import validate_job
 
     job = validate_job(compose_layers([Layer("gui", data), Layer("data", DATA)]).data)
     files = render_job(job, RenderPaths("/run/dataset.toml", "/run/sample_prompts.txt"))

@@ -111,6 +111,13 @@ class TestModel:
         assert "no_half_vae" not in data["model"]
         assert data["training"]["cache_text_encoder_outputs"] is True
 
+    def test_the_sdxl_panel_counts_only_for_sdxl(self) -> None:
+        data, _ = gui_to_job_dict(
+            {"sdxl_no_half_vae": True, "sdxl_cache_text_encoder_outputs": True, "epoch": 1}
+        )
+        assert data["model"] == {"pretrained_model_name_or_path": SD15}
+        assert "cache_text_encoder_outputs" not in data["training"]
+
     def test_extra_sd_scripts_arguments(self) -> None:
         data, _ = gui_to_job_dict(
             {"masked_loss": True, "save_last_n_epochs_state": "3", "dim_from_weights": False}

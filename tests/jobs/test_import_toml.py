@@ -255,6 +255,28 @@ def test_several_attention_switches_keep_the_first() -> None:
     assert problem.severity == "warning"
 
 
+# ----------------------------------------------------------------------------- family
+@pytest.mark.parametrize(
+    ("extra", "family"),
+    [
+        ({"cache_text_encoder_outputs": False}, "sdxl"),  # only SDXL's script has the key
+        ({"v2": True}, "sd2"),
+        ({"v2": False}, "sd15"),
+        ({}, "sd15"),
+    ],
+)
+def test_the_family_is_read_from_the_config(extra: dict[str, Any], family: str) -> None:
+    config = _config()
+    config["training_arguments"] = {**config["training_arguments"], **extra}
+    data, _ = job_dict_from_kohya(config)
+    assert data["model"]["family"] == family
+
+
+def test_the_family_given_wins() -> None:
+    data, _ = job_dict_from_kohya(_config(), family="sd2")
+    assert data["model"]["family"] == "sd2"
+
+
 # ----------------------------------------------------------------------------- files
 def test_the_dataset_config_named_in_the_file_is_read(tmp_path: Path) -> None:
     """A real captured config pair: train_a_lora.toml names dataset.toml by path."""

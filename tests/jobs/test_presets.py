@@ -11,7 +11,8 @@ import pytest
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.errors import PresetNotFound
-from kohya_orchestrator.jobs.loading import Layer, compose_layers, validate_job
+from kohya_orchestrator.jobs.layers import Layer, compose_layers
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.jobs.presets import list_presets, preset_layers, presets_dir
 from kohya_orchestrator.render.toml import RenderPaths, render_job
 

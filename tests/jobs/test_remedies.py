@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kohya_orchestrator.jobs.loading import deep_merge, parse_set_overrides, validate_job
+from kohya_orchestrator.jobs.layers import deep_merge, parse_set_overrides
+from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.jobs.remedies import memory_remedies
 
 BASE = {
@@ -36,3 +37,14 @@ def test_remedies_follow_a_fixed_order_and_apply() -> None:
     assert [r.description for r in memory_remedies(lighter)] == [
         "batch size 2 -> 1 with gradient accumulation x2 (same effective batch)"
     ]
+
+
+def test_sdxl_gets_its_own_remedies_last_the_base_model_in_fp8() -> None:
+    sdxl = deep_merge(BASE, {"model": {"family": "sdxl"}, "training": {"mixed_precision": "bf16"}})
+    remedies = memory_remedies(validate_job(sdxl))
+    names = [r.description for r in remedies]
+    assert "U-Net only with cached text-encoder outputs (SDXL)" in names
+    assert names[-1] == "base model in fp8 (SDXL)"
+    assert remedies[-1].overrides == {"training.fp8_base": True}
+    sd15 = [r.description for r in memory_remedies(validate_job(BASE))]
+    assert not [n for n in sd15 if "SDXL" in n]

@@ -128,7 +128,7 @@ class TestPromptText:
 
     def test_lone_surrogate(self) -> None:
         # pydantic refuses text that cannot be written as UTF-8 before the rules run; the job
-        # loader words it the same way as the rule for optional fields (jobfile._message).
+        # loader words it the same way as the rule for optional fields (jobs/problems.py _message).
         p = only(job({"prompt": "cat \ud800"}), "sampling.prompts[0].prompt")
         assert (
             p.message == "contains a character that cannot be written as UTF-8 (a lone surrogate)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,12 @@ def lora_metadata(captures_dir: Path) -> dict[str, dict[str, object]]:
         for key, info in json.loads(path.read_text()).items():
             out[Path(key).name] = info
     return out
+
+
+@pytest.fixture
+def no_tensorboard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `import tensorboard...` fail as when the optional extra is not installed."""
+    for name in list(sys.modules):
+        if name == "tensorboard" or name.startswith("tensorboard."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)

@@ -1,4 +1,4 @@
-"""`runs list/show/pictures` through main() on run directories built from real captures.
+"""`runs list/show/pictures/compare` through main() on run directories built from real captures.
 
 ``interrupted_run`` is the real g_sigint_accelerate_group capture (SIGINT at 25% of the steps,
 nothing saved) parsed into events.jsonl, as the orchestrator would have left it; ``prodigy_run``
@@ -8,12 +8,16 @@ nothing saved) parsed into events.jsonl, as the orchestrator would have left it;
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.events import RunFinished, RunStatus, dump_events_jsonl, parse_log
+from kohya_orchestrator.outputs.run_outputs import CONTACT_SHEET_PNG, LOSS_CURVE_PNG, run_outputs
+
+from .conftest import build_prodigy_run
 
 RUN_ID = "20261124-100000-g_sigint"
 
@@ -128,3 +132,68 @@ def test_show_a_run_whose_job_names_no_output_folder(
     assert main(["runs", "show", str(interrupted_run)]) == 0
     out = capsys.readouterr().out
     assert "status: canceled" in out and "outputs:" not in out
+
+
+class TestRunsCli:
+    def test_show_lists_outputs_and_writes_pictures(
+        self, prodigy_run: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main(["runs", "show", str(prodigy_run), "--sheet", "--loss-curve"]) == 0
+        out = capsys.readouterr().out
+        assert "e_prodigy-000001.safetensors" in out and "e_prodigy.safetensors" in out
+        assert "lowest loss is not the best epoch" in out
+        assert (prodigy_run / CONTACT_SHEET_PNG).is_file()
+        assert (prodigy_run / LOSS_CURVE_PNG).is_file()
+
+    def test_show_json(self, prodigy_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["runs", "show", str(prodigy_run), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["status"] == "succeeded" and len(info["checkpoints"]) == 2
+        outputs = info["outputs"]
+        assert [c["epoch"] for c in outputs["checkpoints"]] == [1, 2]
+        assert [s["epoch"] for s in outputs["samples"]] == [1, 2]
+        assert info["pictures"] == []
+        assert not (prodigy_run / CONTACT_SHEET_PNG).exists()
+
+    def test_pictures(self, prodigy_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        runs = str(prodigy_run.parent)
+        assert main(["runs", "pictures", "latest", "--runs", runs]) == 0
+        assert "contact_sheet.png" in capsys.readouterr().out
+        assert (prodigy_run / CONTACT_SHEET_PNG).is_file()
+        (prodigy_run / CONTACT_SHEET_PNG).unlink()
+        assert main(["runs", "pictures", prodigy_run.name, "--runs", runs, "--loss-curve"]) == 0
+        assert not (prodigy_run / CONTACT_SHEET_PNG).exists()
+
+    def test_compare(
+        self, prodigy_run: Path, loras: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        ia3 = str(loras / "d_ia3_custompreset.safetensors")
+        assert main(["runs", "compare", str(prodigy_run), ia3]) == 0
+        out = capsys.readouterr().out
+        for fragment in ("e_prodigy", "d_ia3_custompreset", "Prodigy", "ia3", "4/1", "0.005"):
+            assert fragment in out, fragment
+        assert main(["runs", "compare", str(prodigy_run), ia3, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)["rows"]
+        assert [r["algo"] for r in rows] == ["lora", "ia3"]
+
+    def test_usage_errors(self, prodigy_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["runs", "compare"]) == 2
+        assert main(["runs", "show", str(prodigy_run), str(prodigy_run)]) == 2
+        assert "runs compare" in capsys.readouterr().err
+
+    def test_pictures_without_samples(
+        self, captures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        run = build_prodigy_run(captures_dir, tmp_path, tensorboard=False)
+        out_dir = run_outputs(run).output_dir
+        assert out_dir is not None
+        shutil.rmtree(out_dir / "sample")
+        events = [
+            line
+            for line in (run / "events.jsonl").read_text().splitlines()
+            if '"sample_image_saved"' not in line
+        ]
+        (run / "events.jsonl").write_text("\n".join(events) + "\n")
+        assert main(["runs", "pictures", str(run)]) == 0
+        assert "no contact sheet" in capsys.readouterr().out
+        assert not (run / CONTACT_SHEET_PNG).exists() and (run / LOSS_CURVE_PNG).is_file()

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import toml
 
-from kohya_orchestrator.environment.lycoris import shipped_preset_file
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob
@@ -33,6 +32,7 @@ from kohya_orchestrator.render.files import (
     write_atomic,
     write_rendered,
 )
+from kohya_orchestrator.render.lycoris_presets import shipped_preset_file
 from kohya_orchestrator.render.toml import (
     RenderPaths,
     network_args,

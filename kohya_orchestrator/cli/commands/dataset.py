@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
+from ._dataset_shared import parse_resolution, print_findings, short_path
 
+if TYPE_CHECKING:
     from ...datasets.captions import CaptionEdit
-    from ...datasets.report import DatasetReport
+    from ...datasets.layout import CreateResult
+    from ...datasets.report_models import DatasetReport
     from ...datasets.tagging import TaggerOptions
-    from ...datasets.tree import CreateResult, Finding
 
 _EPILOG = (
     "examples:\n"
@@ -159,56 +159,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(func=run, dataset_parser=parser)
 
 
-# ----------------------------------------------------------------------------- shared output
-def _short(path: str, root: str | None) -> str:
-    import os
-
-    if root and os.path.isdir(root):
-        try:
-            rel = os.path.relpath(path, root)
-        except ValueError:
-            return path
-        if not rel.startswith(".."):
-            return rel if rel != "." else os.path.basename(os.path.normpath(root)) or path
-    return path
-
-
-def print_findings(findings: Sequence[Finding], *, root: str | None = None) -> None:
-    """Print findings grouped by kind: errors, then warnings, then advice.
-
-    Args:
-        findings: What to print.
-        root: Paths under this folder are shown relative to it.
-    """
-    from rich.markup import escape
-
-    from ...ui.messages import console
-
-    out = console()
-    marks = {"error": "[red]⨯[/red]", "warning": "[yellow]![/yellow]", "info": "[blue]i[/blue]"}
-    for severity in ("error", "warning", "info"):
-        group: dict[str, list[Finding]] = {}
-        for f in findings:
-            if f.severity == severity:
-                group.setdefault(f.code, []).append(f)
-        for items in group.values():
-            first = items[0]
-            if len(items) == 1:
-                where = escape(_short(first.path, root))
-                out.print(f"{marks[severity]} [bold]{where}[/bold]: {escape(first.message)}")
-            else:
-                out.print(f"{marks[severity]} {len(items)} × {escape(first.message)}")
-                for f in items[:5]:
-                    out.print(f"    [dim]{escape(_short(f.path, root))}[/dim]")
-                if len(items) > 5:
-                    out.print(f"    [dim]... and {len(items) - 5} more[/dim]")
-            if first.hint:
-                out.print(f"    [dim]hint: {escape(first.hint)}[/dim]")
-
-
 # ----------------------------------------------------------------------------- actions
 def _create(args: argparse.Namespace) -> int:
-    from ...datasets.tree import create_subsets
+    from ...datasets.layout import create_subsets
 
     result = create_subsets(
         args.src,
@@ -242,12 +195,11 @@ def _print_created(result: CreateResult, args: argparse.Namespace) -> None:
 
 def _inspect(args: argparse.Namespace) -> int:
     from ...datasets.report import inspect_dataset
-    from .plan import _parse_resolution
 
     report = inspect_dataset(
         args.dir,
         args.reg,
-        resolution=_parse_resolution(args.resolution),
+        resolution=parse_resolution(args.resolution),
         trigger=args.trigger,
         caption_extension=args.caption_extension,
         verify_pixels=args.verify_pixels,
@@ -341,7 +293,7 @@ def _print_edit(result: CaptionEdit, root: str) -> None:
     out = console()
     if result.dry_run:
         for change in result.changes:
-            out.print(f"[bold]--- {escape(_short(change.path, root))}[/bold]")
+            out.print(f"[bold]--- {escape(short_path(change.path, root))}[/bold]")
             for line in change.before.splitlines():
                 out.print(f"[red]- {escape(line)}[/red]")
             for line in change.after.splitlines():
@@ -391,7 +343,7 @@ def _tag(args: argparse.Namespace) -> int:
     from ...datasets.tagging import build_tagger_spec, check_before_tagging, run_tagger
     from ...environment.discovery import require_install
     from ...errors import ConfigError
-    from ...jobs.loading import problems_from_validation_error
+    from ...jobs.problems import problems_from_validation_error
     from ...ui.messages import console, fail, hint, ok
 
     try:

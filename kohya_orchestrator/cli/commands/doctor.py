@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from kohya_orchestrator.environment.discovery import Check, Install
+    from kohya_orchestrator.environment.discovery import Install
+    from kohya_orchestrator.environment.doctor import Check
 
 __all__ = ["add_parser", "run"]
 
@@ -90,11 +91,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from kohya_orchestrator.environment.discovery import (
-        diagnose,
-        probe_environment,
-        require_install,
-    )
+    from kohya_orchestrator.environment.discovery import require_install
+    from kohya_orchestrator.environment.doctor import diagnose
+    from kohya_orchestrator.environment.probe import probe_environment
     from kohya_orchestrator.errors import SetupError
     from kohya_orchestrator.ui.messages import console
 

@@ -9,6 +9,8 @@ from .._common import RAW
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the verb."""
+    from ...models.family import FAMILIES  # verb modules import only argparse at import time
+
     parser = subparsers.add_parser(
         "import-config",
         help="convert an existing sd-scripts config.toml (+ dataset.toml) into a job file",
@@ -26,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("config", metavar="CONFIG.toml", help="the sd-scripts --config_file")
     parser.add_argument("--dataset", metavar="DATASET.toml", help="the --dataset_config file")
-    parser.add_argument("--family", choices=("sd15", "sd2", "sdxl"), help="model family")
+    parser.add_argument("--family", choices=list(FAMILIES), help="model family")
     parser.add_argument("--out", "-o", metavar="JOB.toml", help="write here (default: print)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.set_defaults(func=run)
@@ -37,10 +39,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..._fs import write_atomic
-    from ...errors import ConfigError, Problem
     from ...jobs.import_toml import import_kohya_config
     from ...jobs.loading import dump_job_toml
+    from ...jobs.output_file import write_new_file
     from ...ui.messages import ok, print_problems
 
     result = import_kohya_config(
@@ -50,18 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if result.problems:
         print_problems(result.problems)
     if args.out:
-        out = Path(args.out)
-        if out.exists() and not args.force:
-            raise ConfigError(
-                [
-                    Problem(
-                        str(out),
-                        "already exists; nothing was written",
-                        "choose another path or pass --force",
-                    )
-                ]
-            )
-        write_atomic(out, text)
+        out = write_new_file(Path(args.out), text, force=args.force)
         ok(f"wrote {out}")
     else:
         sys.stdout.write(text)

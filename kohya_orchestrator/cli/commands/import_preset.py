@@ -36,9 +36,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..._fs import write_atomic
-    from ...errors import ConfigError, Problem
     from ...jobs.import_gui import import_gui_preset
+    from ...jobs.output_file import write_new_file
     from ...ui.messages import hint, ok, print_problems
 
     result = import_gui_preset(Path(args.file))
@@ -51,18 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         sys.stdout.write(text)
         return 0
-    if out.exists() and not args.force:
-        raise ConfigError(
-            [
-                Problem(
-                    str(out),
-                    "already exists; nothing was written",
-                    "choose another path or pass --force",
-                )
-            ]
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, text)
+    write_new_file(out, text, force=args.force)
     ok(f"wrote {out}")
     if result.complete:
         hint(f"next: python -m kohya_orchestrator train {out}   (or: plan {out})")

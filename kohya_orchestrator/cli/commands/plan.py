@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from ._dataset_shared import parse_resolution, print_findings
+
 if TYPE_CHECKING:
-    from ...datasets.plan import StepPlan
+    from ...datasets.plan_models import StepPlan
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,24 +93,6 @@ _TREE_OPTIONS = (
 )
 
 
-def _parse_resolution(text: str | None) -> int | tuple[int, int]:
-    from ...errors import ConfigError, Problem
-
-    if text is None:
-        return 512
-    parts = text.replace("x", ",").split(",")
-    try:
-        sides = [int(p) for p in parts]
-    except ValueError:
-        sides = []
-    if len(sides) not in (1, 2) or min(sides) < 64:
-        raise ConfigError(
-            [Problem("--resolution", f"expected 512 or 512,768, got {text!r}", None)],
-            source="plan",
-        )
-    return sides[0] if len(sides) == 1 else (sides[0], sides[1])
-
-
 def _check_positive(args: argparse.Namespace) -> None:
     from ...errors import ConfigError, Problem
 
@@ -155,7 +139,7 @@ def _plan_from_args(args: argparse.Namespace) -> StepPlan:
             source="plan",
         )
     options: dict[str, Any] = {
-        "resolution": _parse_resolution(args.resolution),
+        "resolution": parse_resolution(args.resolution),
         "enable_bucket": True if args.bucket is None else args.bucket,
         "bucket_no_upscale": bool(args.bucket_no_upscale),
     }
@@ -180,9 +164,8 @@ def _plan_from_args(args: argparse.Namespace) -> StepPlan:
 
 def run(args: argparse.Namespace) -> int:
     """Plan and print."""
-    from ...datasets.plan import render_plan_text
+    from ...datasets.plan_text import render_plan_text
     from ...ui.messages import console
-    from .dataset import print_findings
 
     plan = _plan_from_args(args)
     if args.json:

@@ -148,8 +148,7 @@ def _show(name: str) -> int:
 def _copy(name: str, dest: str, *, force: bool) -> int:
     from pathlib import Path
 
-    from ..._fs import write_atomic
-    from ...errors import ConfigError, Problem
+    from ...jobs.output_file import write_new_file
     from ...jobs.presets import preset_copy_text, preset_layers
     from ...ui.messages import hint, ok
 
@@ -157,18 +156,7 @@ def _copy(name: str, dest: str, *, force: bool) -> int:
     target = Path(dest)
     if target.is_dir():
         target = target / f"{name}.toml"
-    if target.exists() and not force:
-        raise ConfigError(
-            [
-                Problem(
-                    str(target),
-                    "already exists; nothing was written",
-                    "choose another path or pass --force",
-                )
-            ]
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, preset_copy_text(name))
+    write_new_file(target, preset_copy_text(name), force=force)
     ok(f"wrote {target}")
     hint(
         f"add your [[dataset.subsets]], then: python -m kohya_orchestrator validate {target}"
@@ -285,7 +273,8 @@ def _section(title: str, text: str) -> None:
 
 def _print_plan(job: object) -> None:
     try:
-        from ...datasets.plan import plan_job, render_plan_text
+        from ...datasets.plan import plan_job
+        from ...datasets.plan_text import render_plan_text
     except ImportError:  # pragma: no cover - plan module not present
         return
     from ...ui.messages import console

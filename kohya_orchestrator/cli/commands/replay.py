@@ -17,15 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from kohya_orchestrator.events import (
-        CheckpointSaved,
-        ChildError,
-        EpochStarted,
-        Event,
-        Phase,
-        StepProgress,
-        TrainingPlan,
-    )
+    from kohya_orchestrator.events import Event, RunSummary
 
 __all__ = ["add_parser", "iter_log_events", "run"]
 
@@ -147,90 +139,46 @@ def iter_log_events(path: Path) -> Iterator[Event]:
     yield from parser.close()
 
 
-class _Summary:
-    """What the human summary needs, collected event by event."""
+def _write_summary(out: TextIO, log: Path, summary: RunSummary) -> None:
+    """The human summary: plan, epochs, progress, checkpoints, samples, warnings, errors."""
+    from kohya_orchestrator.events import plan_line
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.plan: TrainingPlan | None = None
-        self.epoch: EpochStarted | None = None
-        self.last_step: StepProgress | None = None
-        self.phase: Phase | None = None
-        self.checkpoints: list[CheckpointSaved] = []
-        self.sample_steps: list[int | None] = []
-        self.warnings = 0
-        self.errors: list[ChildError] = []
-
-    def add(self, event: Event) -> None:
-        self.count += 1
-        if event.kind == "training_plan":
-            self.plan = event
-        elif event.kind == "epoch_started":
-            self.epoch = event
-        elif event.kind == "step_progress":
-            self.last_step = event
-        elif event.kind == "phase_changed":
-            self.phase = event.phase
-        elif event.kind == "checkpoint_saved":
-            self.checkpoints.append(event)
-        elif event.kind == "sampling_started":
-            self.sample_steps.append(event.step)
-        elif event.kind == "child_warning":
-            self.warnings += 1
-        elif event.kind == "child_error":
-            self.errors.append(event)
-
-    def write(self, out: TextIO, log: Path) -> None:
-        w = out.write
-        w(f"log:         {log} ({self.count} events)\n")
-        plan = self.plan
-        if plan is not None:
-            sizes = ", ".join(str(b) for b in plan.batch_size_per_device or []) or "?"
-            w(
-                f"plan:        {_n(plan.total_steps)} steps = {_n(plan.epochs)} epochs x "
-                f"{_n(plan.steps_per_epoch)} steps/epoch (batch size {sizes}, "
-                f"gradient accumulation {_n(plan.gradient_accumulation_steps)}); "
-                f"{_n(plan.train_images_with_repeats)} images x repeats\n"
-            )
-        else:
-            w("plan:        none (training never started)\n")
-        if self.epoch is not None:
-            w(f"epochs:      {self.epoch.epoch}/{self.epoch.total_epochs} started\n")
-        step = self.last_step
-        if step is not None:
-            loss = f", avr_loss {step.avr_loss:.4g}" if step.avr_loss is not None else ""
-            w(f"progress:    step {step.step}/{step.total_steps}{loss}\n")
-        if self.phase is not None:
-            w(f"last phase:  {self.phase.value}\n")
-        if self.checkpoints:
-            for i, ck in enumerate(self.checkpoints):
-                label = (
-                    "final" if ck.final else f"epoch {ck.epoch}" if ck.epoch else f"step {ck.step}"
-                )
-                w(f"{'checkpoints:' if i == 0 else '':<13}{ck.path} ({label})\n")
-        else:
-            w("checkpoints: none\n")
-        if self.sample_steps:
-            steps = ", ".join(str(s) for s in self.sample_steps)
-            w(f"samples:     {len(self.sample_steps)} round(s), at step {steps}\n")
-        w(f"warnings:    {self.warnings}\n")
-        if not self.errors:
-            w("errors:      none\n")
-            return
-        w(f"errors:      {len(self.errors)}\n")
-        for err in self.errors:
-            w(f"  [{err.category}] {err.message}\n")
-            if err.remedy:
-                w(f"    hint: {err.remedy}\n")
-        from kohya_orchestrator.events import classify_failure
-
-        cause = classify_failure(self.errors)
-        if cause is not None and len(self.errors) > 1:
-            w(f"most likely cause: [{cause.category}] {cause.message}\n")
-
-
-def _n(value: int | None) -> str:
-    return "?" if value is None else str(value)
+    w = out.write
+    w(f"log:         {log} ({summary.events} events)\n")
+    if summary.plan is not None:
+        w(f"plan:        {plan_line(summary.plan, detailed=True)}\n")
+    else:
+        w("plan:        none (training never started)\n")
+    if summary.epoch_started is not None:
+        epoch = summary.epoch_started
+        w(f"epochs:      {epoch.epoch}/{epoch.total_epochs} started\n")
+    step = summary.last_step
+    if step is not None:
+        loss = f", avr_loss {step.avr_loss:.4g}" if step.avr_loss is not None else ""
+        w(f"progress:    step {step.step}/{step.total_steps}{loss}\n")
+    if summary.phase is not None:
+        w(f"last phase:  {summary.phase.value}\n")
+    if summary.checkpoints:
+        for i, ck in enumerate(summary.checkpoint_events):
+            label = "final" if ck.final else f"epoch {ck.epoch}" if ck.epoch else f"step {ck.step}"
+            w(f"{'checkpoints:' if i == 0 else '':<13}{ck.path} ({label})\n")
+    else:
+        w("checkpoints: none\n")
+    if summary.sampling:
+        steps = ", ".join(str(r.step) for r in summary.sampling)
+        w(f"samples:     {len(summary.sampling)} round(s), at step {steps}\n")
+    w(f"warnings:    {summary.warnings}\n")
+    if not summary.errors:
+        w("errors:      none\n")
+        return
+    w(f"errors:      {len(summary.errors)}\n")
+    for err in summary.errors:
+        w(f"  [{err.category}] {err.message}\n")
+        if err.remedy:
+            w(f"    hint: {err.remedy}\n")
+    cause = summary.failure
+    if cause is not None and len(summary.errors) > 1:
+        w(f"most likely cause: [{cause.category}] {cause.message}\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -253,8 +201,7 @@ def run(args: argparse.Namespace) -> int:
         for event in iter_log_events(log):
             out.write(event.model_dump_json() + "\n")
         return 0
-    summary = _Summary()
-    for event in iter_log_events(log):
-        summary.add(event)
-    summary.write(out, log)
+    from kohya_orchestrator.events import summarize
+
+    _write_summary(out, log, summarize(iter_log_events(log)))
     return 0

@@ -10,6 +10,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ...events import Event, RunSummary
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the verb."""
@@ -121,15 +123,15 @@ def _show(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from ...events import plan_line, read_events, summarize
     from ...launch.rundir import RunDir
     from ...outputs.run_outputs import run_outputs
-    from ...run import read_events
     from ...ui.messages import console
 
     rd = resolve_run(args.runs, args.run[0] if args.run else None)
     assert isinstance(rd, RunDir)
-    events = read_events(rd.path)
-    info = _summarise(rd, events)
+    summary = summarize(read_events(rd.path))
+    info = _summarise(rd, summary)
     outputs = run_outputs(rd.path)
     written = outputs.write_pictures(sheet=args.sheet, loss_curve=args.loss_curve)
     no_sheet = args.sheet and not outputs.samples
@@ -147,12 +149,8 @@ def _show(args: argparse.Namespace) -> int:
     )
     if info["reason"]:
         out.print(f"reason: {info['reason']}")
-    if info["plan"]:
-        p = info["plan"]
-        out.print(
-            f"plan: {p['train_images_with_repeats']} images x repeats, {p['batches_per_epoch']} "
-            f"batches/epoch, {p['epochs']} epochs, {p['total_steps']} steps"
-        )
+    if summary.plan is not None:
+        out.print(f"plan: {plan_line(summary.plan)}")
     if info["last_step"]:
         s = info["last_step"]
         out.print(
@@ -171,31 +169,25 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summarise(rd: object, events: list[Any]) -> dict[str, Any]:
+def _summarise(rd: object, summary: RunSummary) -> dict[str, Any]:
     from ...launch.rundir import RunDir
 
     assert isinstance(rd, RunDir)
-    by_kind: dict[str, list[object]] = {}
-    for e in events:
-        by_kind.setdefault(getattr(e, "kind", "?"), []).append(e)
 
-    def dump(e: object) -> dict[str, object]:
-        return e.model_dump(mode="json", exclude={"seq", "t", "text"})  # type: ignore[attr-defined, no-any-return]
+    def dump(e: Event | None) -> dict[str, Any] | None:
+        return None if e is None else e.model_dump(mode="json", exclude={"seq", "t", "text"})
 
-    finished = by_kind.get("run_finished", [])
-    steps = by_kind.get("step_progress", [])
-    plans = by_kind.get("training_plan", [])
     return {
         "run": str(rd.path),
         "status": rd.read_status(),
         "returncode": rd.read_returncode(),
-        "duration_s": getattr(finished[-1], "duration_s", None) if finished else None,
-        "reason": getattr(finished[-1], "reason", None) if finished else None,
-        "plan": dump(plans[-1]) if plans else None,
-        "last_step": dump(steps[-1]) if steps else None,
-        "checkpoints": [dump(e) for e in by_kind.get("checkpoint_saved", [])],
-        "samples": [dump(e) for e in by_kind.get("sample_image_saved", [])],
-        "errors": [dump(e) for e in by_kind.get("child_error", [])],
+        "duration_s": summary.duration_s,
+        "reason": summary.reason,
+        "plan": dump(summary.plan),
+        "last_step": dump(summary.last_step),
+        "checkpoints": [dump(e) for e in summary.checkpoint_events],
+        "samples": [dump(e) for e in summary.samples],
+        "errors": [dump(e) for e in summary.errors],
     }
 
 
@@ -295,7 +287,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     from ...errors import ConfigError, Problem
     from ...launch.rundir import RunDir
-    from ...outputs.run_outputs import compare_runs
+    from ...outputs.compare import compare_runs
     from ...ui.messages import console
 
     if not args.run:

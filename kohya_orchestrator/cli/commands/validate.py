@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     """Validate and report."""
     from pathlib import Path
 
-    from ...environment.discovery import explicit_install, probe_package_versions
+    from ...environment.discovery import explicit_install
     from ...environment.lycoris import check_network_compat, network_guidance
+    from ...environment.probe import probe_package_versions
     from ...errors import Problem
     from ...jobs.checks import check_paths
     from ...models import job_warnings

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.jobs.import_toml import parse_prompt_line
+from kohya_orchestrator.jobs.prompt_lines import parse_prompt_line
 
 
 def test_comments_and_blank_lines_as_sd_scripts_reads_them() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.errors import ConfigError
-from kohya_orchestrator.jobs.loading import load_job, parse_set_overrides, read_toml, validate_job
+from kohya_orchestrator.jobs.loading import load_job, validate_job
 
 BASE = {
     "model": {"pretrained_model_name_or_path": "/m.safetensors"},
@@ -82,45 +82,6 @@ def test_resolution_union_is_one_problem() -> None:
     ]
 
 
-def test_malformed_toml(tmp_path: Path) -> None:
-    path = tmp_path / "job.toml"
-    path.write_text("[model\nx = 1\n", encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        read_toml(path)
-    assert "malformed TOML" in info.value.problems[0].message
-
-
-def test_a_byte_order_mark_is_read_as_utf8(tmp_path: Path) -> None:
-    path = tmp_path / "job.toml"  # as Windows Notepad saves UTF-8
-    path.write_bytes(b"\xef\xbb\xbfname = 'oil'\n")
-    assert read_toml(path) == {"name": "oil"}
-
-
-def test_not_utf8(tmp_path: Path) -> None:
-    path = tmp_path / "job.toml"
-    path.write_bytes(b"name = '\xff'\n")
-    with pytest.raises(ConfigError, match="not UTF-8"):
-        read_toml(path)
-
-
-def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not found"):
-        read_toml(tmp_path / "nope.toml")
-
-
-def test_set_overrides_parse_toml_values() -> None:
-    assert parse_set_overrides(["a.b=1e-4", "a.c=true", "d=[768, 512]", "e=my style"]) == {
-        "a": {"b": 1e-4, "c": True},
-        "d": [768, 512],
-        "e": "my style",
-    }
-
-
-def test_bad_set_override() -> None:
-    with pytest.raises(ConfigError, match=r"key\.path=value"):
-        parse_set_overrides(["novalue"])
-
-
 def test_problem_names_the_layer(tmp_path: Path) -> None:
     path = tmp_path / "job.toml"
     path.write_text(
@@ -134,36 +95,6 @@ def test_problem_names_the_layer(tmp_path: Path) -> None:
     assert p.message.endswith("(set by --set)")
 
 
-def test_relative_paths_resolve_against_the_job_file(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "job.toml"
-    path.parent.mkdir()
-    path.write_text(
-        '[model]\npretrained_model_name_or_path = "../sd15.safetensors"\n'
-        '[[dataset.subsets]]\nimage_dir = "img/10_a"\n[training]\nmax_train_epochs = 1\n'
-        'output_dir = "out"\n',
-        encoding="utf-8",
-    )
-    job = load_job(path)
-    assert job.dataset.subsets[0].image_dir == str(path.parent.resolve() / "img/10_a")
-    assert job.training.output_dir == str(path.parent.resolve() / "out")
-    assert job.model.pretrained_model_name_or_path == str(
-        path.parent.resolve() / "../sd15.safetensors"
-    )
-
-
-def test_hub_id_is_not_resolved(tmp_path: Path) -> None:
-    path = tmp_path / "job.toml"
-    path.write_text(
-        '[model]\npretrained_model_name_or_path = "stable-diffusion-v1-5/stable-diffusion-v1-5"\n'
-        '[[dataset.subsets]]\nimage_dir = "/d/10_a"\n[training]\nmax_train_epochs = 1\n',
-        encoding="utf-8",
-    )
-    assert (
-        load_job(path).model.pretrained_model_name_or_path
-        == "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    )
-
-
 def test_verbatim_config_error_text() -> None:
     with pytest.raises(ConfigError) as info:
         validate_job({**BASE, "network": {"algo": "locom"}}, source="job.toml")
@@ -173,14 +104,6 @@ def test_verbatim_config_error_text() -> None:
         "    hint: did you mean 'locon'? allowed: lora, locon, loha, lokr, ia3, dylora, full, "
         "diag-oft, boft"
     )
-
-
-@pytest.mark.parametrize("data", [None, ["model"], "job.toml"])
-def test_validate_job_of_something_that_is_not_a_table(data: object) -> None:
-    with pytest.raises(ConfigError) as info:
-        validate_job(data)  # type: ignore[arg-type]
-    (problem,) = info.value.problems
-    assert problem.message.startswith("a job is a table of sections") and problem.hint
 
 
 def test_a_lone_surrogate_says_what_and_how_to_fix() -> None:

@@ -1,0 +1,383 @@
+"""The kohya_ss GUI's form, section by section, as job data (the network: ``gui_network``).
+
+Each method reads the fields of one section, sets the job keys they map to, and reports what it
+could not carry over or had to fix: zeros the GUI drops (kept), ``epoch`` (imported as
+``max_train_epochs``), ``lr_warmup`` in percent, one attention switch, options sd-scripts lacks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..errors import Problem
+from ..models.dataset import DatasetConfig
+from ..models.family import profile
+from ..models.model import ModelConfig
+from ..models.optimizer import SchedulerConfig
+from ..models.sampling import SamplingConfig
+from ..models.sd_args import known_args
+from ..models.training import TrainingConfig
+from .gui_fields import (
+    EXTRA_FIELDS,
+    GUI_ONLY_FIELDS,
+    SIMPLE_FIELDS,
+    SPECIAL_FIELDS,
+    BadValue,
+    GuiReader,
+    as_text,
+    convert,
+)
+from .import_toml import _literal, _optimizer, _subsets_from_dirs
+from .prompt_lines import parse_prompt_line
+
+__all__ = ["GuiMapper"]
+
+
+class GuiMapper(GuiReader):
+    """Maps every section of a GUI object but the network (``gui_network.map_network``)."""
+
+    def simple(self) -> None:
+        for key, (section, target, kind) in SIMPLE_FIELDS.items():
+            value = self.get(key, kind)
+            if value is None:
+                continue
+            if kind == "zero" and value == 0:
+                self.warn(
+                    key,
+                    f"{key} = 0: the GUI drops zeros from the TOML it writes, so sd-scripts never "
+                    "saw it; kept as 0",
+                    "max_grad_norm = 0 turns gradient clipping off; seed = 0 is a fixed seed",
+                )
+            self.set(section, target, value)
+        extra = {}
+        for key, kind in EXTRA_FIELDS.items():
+            value = self.get(key, kind)
+            if value is not None:
+                extra[key] = value
+        if extra:
+            self.out["extra_args"] = extra
+
+    def model(self) -> str:
+        sdxl = self.get("sdxl", "bool")
+        v2 = self.get("v2", "bool")
+        family = "sdxl" if sdxl else ("sd2" if v2 else None)
+        if family:
+            self.set("model", "family", family)
+        family = family or "sd15"
+        fam = profile(family)
+        skip = self.get("clip_skip", "int")
+        if skip is not None and skip > 1:
+            if not fam.uses_clip_skip:
+                self.warn("clip_skip", f"clip_skip = {skip}: SDXL ignores it; not imported")
+            else:
+                self.set("model", "clip_skip", skip)
+        if "pretrained_model_name_or_path" not in self.out.get("model", {}):
+            default = fam.default_model
+            if default is not None:
+                self.set("model", "pretrained_model_name_or_path", default)
+                self.warn(
+                    "pretrained_model_name_or_path",
+                    f"no base model in the file (GUI presets leave paths out); using {default}",
+                    "give yours with --model PATH when running the preset",
+                )
+        # The GUI's SDXL panel (sdxl_*) counts only with its SDXL box checked, and cached
+        # text-encoder outputs only where the family can cache them.
+        if sdxl and self.get("sdxl_no_half_vae", "bool"):
+            self.set("model", "no_half_vae", True)
+        if fam.caches_text_encoder_outputs and self.get("sdxl_cache_text_encoder_outputs", "bool"):
+            self.set("training", "cache_text_encoder_outputs", True)
+        return family
+
+    def resolution(self) -> None:
+        text = as_text(self.gui.get("max_resolution"))
+        if text is None:
+            return
+        try:
+            sides = [int(p) for p in text.replace("x", ",").split(",") if p.strip()]
+        except ValueError:
+            self.error("max_resolution", f"expected '512,512', got {text!r}", "fix the value")
+            return
+        if len(sides) == 1 or (len(sides) == 2 and sides[0] == sides[1]):
+            self.set("dataset", "resolution", sides[0])
+        elif len(sides) == 2:
+            self.set("dataset", "resolution", sides)
+        else:
+            self.error("max_resolution", f"expected '512,512', got {text!r}", "fix the value")
+
+    def attention(self) -> None:
+        if "xformers" not in self.gui and "mem_eff_attn" not in self.gui:
+            return
+        raw = self.gui.get("xformers")
+        choice = str(raw).strip().lower() if isinstance(raw, str) else raw
+        if choice is True or choice == "xformers":
+            self.set("training", "attention", "xformers")
+        elif choice == "sdpa":
+            self.set("training", "attention", "sdpa")
+        elif self.get("mem_eff_attn", "bool"):
+            self.set("training", "attention", "mem_eff_attn")
+        else:
+            self.set("training", "attention", "none")
+            self.warn(
+                "xformers",
+                "no attention kernel chosen (xformers off, no sdpa): imported as attention = "
+                "'none', which is slow and memory-hungry on a GPU",
+                "set training.attention = 'sdpa'",
+            )
+
+    def length(self) -> None:
+        epochs = self.get("max_train_epochs", "int_off")
+        steps = self.get("max_train_steps", "int_off")
+        gui_epochs = self.get("epoch", "int_off")
+        if epochs:
+            self.set("training", "max_train_epochs", epochs)
+            if steps:
+                self.warn(
+                    "max_train_steps",
+                    "both max_train_epochs and max_train_steps are set; sd-scripts uses the "
+                    "epochs, so the steps were not imported",
+                )
+        elif steps:
+            self.set("training", "max_train_steps", steps)
+        elif gui_epochs:
+            self.set("training", "max_train_epochs", gui_epochs)
+            self.warn(
+                "epoch",
+                f"the GUI turns epoch = {gui_epochs} into max_train_steps with a formula that "
+                "ignores bucketing (runs end early); imported as max_train_epochs, which "
+                "sd-scripts counts exactly",
+                "check the steps with: python -m kohya_orchestrator plan JOB.toml",
+            )
+        else:
+            self.warn(
+                "epoch",
+                "no training length in the file (epoch, max_train_epochs and max_train_steps "
+                "are unset or 0)",
+                "add training.max_train_epochs to the imported file, or --set it",
+            )
+
+    def scheduler(self) -> None:
+        sched = as_text(self.gui.get("lr_scheduler"))
+        steps = self.get("lr_warmup_steps", "int_off")
+        percent = self.get("lr_warmup", "off")
+        warmup: int | float | None = None
+        if steps:
+            warmup = steps
+        elif percent:
+            if percent >= 100:
+                self.error("lr_warmup", f"{percent}% of the steps", "use a value below 100")
+            else:
+                warmup = round(percent / 100.0, 6)
+        if warmup and sched == "constant":
+            self.warn(
+                "lr_warmup",
+                "the 'constant' schedule takes no warmup (sd-scripts stops with an error); the "
+                "warmup was not imported",
+                "use lr_scheduler = 'constant_with_warmup' to keep a warmup",
+            )
+            warmup = None
+        self.set("scheduler", "lr_warmup_steps", warmup)
+        args = as_text(self.gui.get("lr_scheduler_args"))
+        if args:
+            parsed = {}
+            for item in shlex.split(args):
+                key, sep, value = item.partition("=")
+                if not sep:
+                    self.error("lr_scheduler_args", f"'{item}' has no '='", "write key=value")
+                    continue
+                parsed[key.strip()] = _literal(value.strip())
+            self.set("scheduler", "lr_scheduler_args", parsed or None)
+
+    def optimizer(self) -> None:
+        flat: dict[str, Any] = {}
+        name = as_text(self.gui.get("optimizer"))
+        if name:
+            flat["optimizer_type"] = name
+        args = as_text(self.gui.get("optimizer_args"))
+        if args:
+            flat["optimizer_args"] = args
+        if not flat:
+            return
+        problems: list[Problem] = []
+        opt = _optimizer(flat, problems)
+        for p in problems:
+            self.error(p.path, p.message, p.hint)  # _optimizer names the key already
+        opt.pop("learning_rate", None)  # _optimizer's sd-scripts default; the GUI's comes next
+        if not name:
+            opt.pop("type", None)
+        for key, value in opt.items():
+            self.set("optimizer", key, value)
+
+    def learning_rates(self) -> None:
+        unet = self.get("unet_lr", "float")
+        te_raw = self.gui.get("text_encoder_lr")
+        if isinstance(te_raw, list):
+            te_raw = te_raw[0] if te_raw else None
+        try:
+            te = convert("float", te_raw)
+        except BadValue as exc:
+            self.error("text_encoder_lr", str(exc), "fix the value")
+            te = None
+        # The GUI's own rule: a zero LR on one side trains only the other (lora_gui.py).
+        if "network_train_unet_only" in self.gui or "network_train_text_encoder_only" in self.gui:
+            unet_only = self.get("network_train_unet_only", "bool")
+            te_only = self.get("network_train_text_encoder_only", "bool")
+        else:
+            unet_only = te == 0 and bool(unet)
+            te_only = unet == 0 and bool(te)
+        if unet_only:
+            self.set("network", "network_train_unet_only", True)
+        if te_only:
+            self.set("network", "network_train_text_encoder_only", True)
+        if unet:
+            self.set("optimizer", "unet_lr", unet)
+        if te and not unet_only:
+            self.set("optimizer", "text_encoder_lr", te)
+
+    def noise_and_loss(self) -> None:
+        kind = as_text(self.gui.get("noise_offset_type")) or "Original"
+        if kind.lower() == "multires":
+            self.set(
+                "training",
+                "multires_noise_iterations",
+                self.get("multires_noise_iterations", "int_off"),
+            )
+            self.set(
+                "training", "multires_noise_discount", self.get("multires_noise_discount", "off")
+            )
+        else:
+            self.set("training", "noise_offset", self.get("noise_offset", "off"))
+        loss = as_text(self.gui.get("loss_type"))
+        if loss and loss != "l2":
+            self.set("training", "loss_type", loss)
+            extra = self.out.setdefault("extra_args", {})
+            for key, kind_ in (("huber_c", "float"), ("huber_schedule", "str")):
+                value = self.get(key, kind_)
+                if value is not None:
+                    extra[key] = value
+            if not extra:
+                self.out.pop("extra_args")
+        weight = self.get("prior_loss_weight", "float")
+        if weight is not None and weight != 1.0:
+            self.set("training", "prior_loss_weight", weight)
+        top = self.get("max_timestep", "int_off")
+        if top is not None and top != 1000:
+            self.set("training", "max_timestep", top)
+        log_with = as_text(self.gui.get("log_with"))
+        if log_with in ("tensorboard", "wandb", "all"):
+            self.set("training", "log_with", log_with)
+        stop = self.get("stop_text_encoder_training", "off")
+        if stop:
+            self.warn(
+                "stop_text_encoder_training",
+                f"{stop:g}%: train_network.py has no such option (sd-scripts ignores it); not "
+                "imported",
+                "to freeze the text encoder, set optimizer.text_encoder_lr = 0",
+            )
+
+    def data(self) -> None:
+        if as_text(self.gui.get("dataset_config")):
+            self.warn(
+                "dataset_config",
+                "the dataset TOML it names is not imported",
+                "import it with import-config, or give the images with --data DIR",
+            )
+        train = as_text(self.gui.get("train_data_dir"))
+        reg = as_text(self.gui.get("reg_data_dir"))
+        if not train and not reg:
+            return
+        problems: list[Problem] = []
+        subsets = _subsets_from_dirs(train, reg, problems)
+        for p in problems:
+            self.warn(
+                p.path,
+                p.message + " (no subsets imported from it)",
+                "give the images with --data DIR when running the preset",
+            )
+        if subsets:
+            self.set("dataset", "subsets", subsets)
+
+    def prompts(self) -> None:
+        text = self.gui.get("sample_prompts")
+        prompts: list[dict[str, Any]] = []
+        for line in str(text or "").splitlines():
+            parsed = parse_prompt_line(line)
+            if parsed is None:
+                continue
+            prompt, notes = parsed
+            for note, is_error in notes:
+                (self.error if is_error else self.warn)("sample_prompts", note)
+            prompts.append(prompt)
+        if prompts:
+            self.set("sampling", "prompts", prompts)
+        elif self.out.get("sampling", {}).keys() & {
+            "sample_every_n_epochs",
+            "sample_every_n_steps",
+        }:
+            for key in ("sample_every_n_epochs", "sample_every_n_steps"):
+                self.out["sampling"].pop(key, None)
+            self.warn(
+                "sample_every_n_epochs",
+                "a sampling cadence without sample prompts; not imported",
+                "add [[sampling.prompts]] to the imported file to get sample images",
+            )
+
+    def additional(self, family: str) -> None:
+        text = as_text(self.gui.get("additional_parameters"))
+        if not text:
+            return
+        try:
+            tokens = shlex.split(text)
+        except ValueError as exc:
+            self.error("additional_parameters", f"cannot split it: {exc}")
+            return
+        sections: dict[str, type[BaseModel]] = {
+            "model": ModelConfig,
+            "dataset": DatasetConfig,
+            "scheduler": SchedulerConfig,
+            "training": TrainingConfig,
+            "sampling": SamplingConfig,
+        }
+        known = known_args(family)
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            i += 1
+            if not token.startswith("--"):
+                self.warn("additional_parameters", f"'{token}' is not an option; not imported")
+                continue
+            key = token[2:].replace("-", "_")
+            value: Any = True
+            if i < len(tokens) and not tokens[i].startswith("--"):
+                value = _literal(tokens[i])
+                i += 1
+            where = next((s for s, m in sections.items() if key in m.model_fields), None)
+            if key in ("max_grad_norm", "learning_rate", "unet_lr", "text_encoder_lr"):
+                where = "optimizer"
+            if where is not None:
+                self.set(where, key, value)
+            elif key in known:
+                self.out.setdefault("extra_args", {})[key] = value
+            else:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                self.warn(
+                    "additional_parameters",
+                    f"--{key}: sd-scripts has no such argument (it would fail); not imported",
+                    f"did you mean '--{close[0]}'?" if close else None,
+                )
+
+    def unknown(self) -> None:
+        mapped = set(SIMPLE_FIELDS) | set(EXTRA_FIELDS) | SPECIAL_FIELDS | GUI_ONLY_FIELDS
+        for key in self.gui:
+            if key in mapped:
+                continue
+            close = difflib.get_close_matches(key, sorted(mapped), n=1)
+            self.warn(
+                key,
+                f"not a kohya_ss GUI setting this importer knows; not imported "
+                f"(value {self.gui[key]!r})",
+                f"did you mean '{close[0]}'?" if close else "set it with --set if it matters",
+            )

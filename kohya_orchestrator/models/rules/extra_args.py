@@ -1,0 +1,73 @@
+"""Rules on ``[extra_args]``: names sd-scripts knows, not modelled, not secrets, not ours."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+
+from ...errors import Problem
+from ..sd_args import known_args
+from .base import JobView
+
+__all__ = ["check_extra_args"]
+
+
+def _modelled_keys(job: JobView) -> dict[str, str]:
+    """Every key a section of the job format models -> that section (first section wins)."""
+    out: dict[str, str] = {}
+    for section, field in type(job).__pydantic_fields__.items():
+        ann = field.annotation
+        for model in getattr(ann, "__args__", (ann,)):
+            for key in getattr(model, "model_fields", {}):
+                out.setdefault(key, section)
+    return out
+
+
+# sd-scripts arguments that carry credentials -> the environment variable the library that uses
+# them reads by itself (wandb.login, huggingface_hub) when the argument is not given.
+_SECRETS = {"wandb_api_key": "WANDB_API_KEY", "huggingface_token": "HF_TOKEN"}
+
+
+def check_extra_args(job: JobView) -> Iterator[Problem]:
+    known = known_args(job.model.family)
+    modelled = _modelled_keys(job)
+    for key in job.extra_args:
+        where = f"extra_args.{key}"
+        if key in _SECRETS:
+            yield Problem(
+                where,
+                "a secret in a job file would be written in clear into config.toml, job.json and "
+                "the queue",
+                f"remove it and set {_SECRETS[key]} in the environment instead (the trainer "
+                "inherits it, and nothing records it)",
+            )
+        elif key in modelled and key not in ("extra_args",):
+            yield Problem(
+                where,
+                f"'{key}' is part of the job format",
+                f"set it as {modelled[key]}.{key} instead",
+            )
+        elif key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            yield Problem(
+                where,
+                f"sd-scripts has no argument '{key}' for {job.model.family}; it would silently "
+                "ignore it",
+                f"did you mean '{close[0]}'?"
+                if close
+                else "check the name against sd-scripts' --help",
+            )
+        elif key in (
+            "config_file",
+            "dataset_config",
+            "output_config",
+            "sample_prompts",
+            "network_module",
+            "network_args",
+            "optimizer_args",
+            "optimizer_type",
+            "train_data_dir",
+            "reg_data_dir",
+            "in_json",
+        ):
+            yield Problem(where, f"'{key}' is written by kohya_orchestrator", "remove it")

@@ -1,0 +1,129 @@
+"""Rules on ``[optimizer]`` and ``[scheduler]``: arguments each optimizer and schedule takes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ...errors import Problem
+from ..network import _LoraPlus
+from ..optimizer import (
+    ADAPTIVE_OPTIMIZERS,
+    AdaFactorOptimizer,
+    DAdaptOptimizer,
+    ProdigyOptimizer,
+    ScheduleFreeOptimizer,
+)
+from .base import JobView
+
+__all__ = ["check_optimizer", "warn_adaptive"]
+
+
+# Arguments ScheduleFreeOptimizer offers that a schedulefree 1.4 class does not take
+# (its __init__ signatures; sd-scripts passes optimizer_args as keyword arguments).
+_SCHEDULEFREE_UNTAKEN: dict[str, tuple[str, ...]] = {
+    "RAdamScheduleFree": ("warmup_steps",),
+    "SGDScheduleFree": ("betas",),
+}
+_SCHEDULEFREE_FIX = {
+    "warmup_steps": " (RAdamScheduleFree warms up by itself), or use AdamWScheduleFree",
+    "betas": " (SGDScheduleFree takes momentum in extra_args), or use AdamWScheduleFree",
+}
+
+
+def _optimizer_arg(o: Any, key: str) -> tuple[str, Any]:
+    """Where an optimizer argument is set and its value as sd-scripts gets it (None: not set).
+
+    extra_args are rendered after the typed fields, and sd-scripts keeps the last ``key=value``.
+    """
+    if key in o.extra_args:
+        return f"optimizer.extra_args.{key}", o.extra_args[key]
+    return f"optimizer.{key}", getattr(o, key, None)
+
+
+def check_optimizer(job: JobView) -> Iterator[Problem]:
+    o = job.optimizer
+    adaptive = isinstance(o, ProdigyOptimizer | DAdaptOptimizer)
+    if adaptive and o.learning_rate <= 0.1:
+        yield Problem(
+            "optimizer.learning_rate",
+            f"{o.type} adapts its own step size and expects learning_rate around 1.0 "
+            f"(got {o.learning_rate:g}); at this value it barely trains",
+            "set optimizer.learning_rate = 1.0 (use d_coef to scale Prodigy)",
+        )
+    if adaptive and isinstance(job.network, _LoraPlus):
+        n = job.network
+        if n.loraplus_lr_ratio or n.loraplus_unet_lr_ratio or n.loraplus_text_encoder_lr_ratio:
+            yield Problem(
+                "network.loraplus_lr_ratio",
+                f"LoRA+ ratios cannot be combined with {o.type}: it keeps one step size",
+                "remove the loraplus_* ratios or use AdamW",
+            )
+    if isinstance(o, AdaFactorOptimizer) and o.relative_step is not False:
+        s = job.scheduler
+        if s.lr_warmup_steps:
+            yield Problem(
+                "scheduler.lr_warmup_steps",
+                "Adafactor with relative_step (its default) does not take a warmup; sd-scripts "
+                "raises an error",
+                "set lr_warmup_steps = 0, or optimizer.relative_step = false",
+            )
+    if isinstance(o, AdaFactorOptimizer):
+        # sd-scripts tests both by truth value (train_util.py:5049-5055).
+        relative = _optimizer_arg(o, "relative_step")[1]
+        where, warmup_init = _optimizer_arg(o, "warmup_init")
+        if relative is not None and not relative and warmup_init:
+            yield Problem(
+                where,
+                "Adafactor's warmup_init needs relative_step; with relative_step = false "
+                "sd-scripts turns relative_step back on, ignoring learning_rate and the scheduler",
+                "remove warmup_init (or set it to false), or set optimizer.relative_step = true",
+            )
+    if isinstance(o, ScheduleFreeOptimizer):
+        for key in _SCHEDULEFREE_UNTAKEN.get(o.type, ()):
+            where, value = _optimizer_arg(o, key)
+            if value is not None:
+                yield Problem(
+                    where,
+                    f"{o.type} (schedulefree 1.4, as sd-scripts pins it) takes no {key}; training "
+                    "would stop with a TypeError",
+                    f"remove {key}" + _SCHEDULEFREE_FIX[key],
+                )
+    s = job.scheduler
+    if s.lr_scheduler == "constant" and s.lr_warmup_steps:
+        yield Problem(
+            "scheduler.lr_warmup_steps",
+            'the "constant" schedule does not take a warmup; sd-scripts raises an error',
+            'use lr_scheduler = "constant_with_warmup", or set lr_warmup_steps = 0',
+        )
+    if s.lr_scheduler == "cosine_with_min_lr" and s.lr_scheduler_min_lr_ratio is None:
+        yield Problem(
+            "scheduler.lr_scheduler_min_lr_ratio",
+            "cosine_with_min_lr needs lr_scheduler_min_lr_ratio",
+            "set it, e.g. 0.1",
+        )
+    if s.lr_scheduler == "warmup_stable_decay" and not s.lr_decay_steps:
+        yield Problem(
+            "scheduler.lr_decay_steps",
+            "warmup_stable_decay needs lr_decay_steps",
+            "set it, e.g. 0.1 (10% of the steps)",
+        )
+    if s.lr_scheduler == "piecewise_constant" and "step_rules" not in s.lr_scheduler_args:
+        yield Problem(
+            "scheduler.lr_scheduler_args",
+            "piecewise_constant needs step_rules",
+            'set lr_scheduler_args = { step_rules = "1:10,0.1" }',
+        )
+
+
+def warn_adaptive(job: JobView) -> Iterator[Problem]:
+    o = job.optimizer
+    if o.type in ADAPTIVE_OPTIMIZERS:
+        lrs = {lr for lr in (o.unet_lr, o.text_encoder_lr) if lr}
+        if len(lrs) > 1 or (lrs and lrs != {o.learning_rate}):
+            yield Problem(
+                "optimizer.unet_lr",
+                f"{o.type} uses only the first learning rate group; different unet_lr / "
+                "text_encoder_lr have no effect",
+                "remove unet_lr and text_encoder_lr (or set text_encoder_lr = 0 to freeze the TE)",
+            )
