@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..models.family import FAMILIES
 from .lycoris import describe_lycoris
 from .probe import PACKAGES, Environment
 
@@ -94,7 +95,8 @@ def _check_scripts(env: Environment) -> Check:
             detail=f"no train_network.py in {env.sd_scripts_dir}",
             fix="point --sd-scripts at a kohya-ss/sd-scripts checkout (or the kohya_ss folder)",
         )
-    shown = [s for s in ("train_network.py", "sdxl_train_network.py") if s in env.scripts]
+    family_scripts = dict.fromkeys(p.script for p in FAMILIES.values())  # in profile order
+    shown = [s for s in family_scripts if s in env.scripts]
     more = len(env.scripts) - len(shown)
     detail = ", ".join(shown) + (f" (+{more} more *train_network.py)" if more else "")
     return Check(name="sd-scripts", status="ok", detail=detail)

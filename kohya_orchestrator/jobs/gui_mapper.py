@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from ..errors import Problem
 from ..models.dataset import DatasetConfig
-from ..models.family import profile
+from ..models.family import DEFAULT_FAMILY, FAMILIES, profile
 from ..models.model import ModelConfig
 from ..models.optimizer import SchedulerConfig
 from ..models.sampling import SamplingConfig
@@ -62,12 +62,17 @@ class GuiMapper(GuiReader):
             self.out["extra_args"] = extra
 
     def model(self) -> str:
-        sdxl = self.get("sdxl", "bool")
-        v2 = self.get("v2", "bool")
-        family = "sdxl" if sdxl else ("sd2" if v2 else None)
+        # The GUI marks a family with its checkbox; newer families first, as the GUI can leave an
+        # older box ticked.
+        ticked = [
+            p.name
+            for p in reversed(FAMILIES.values())
+            if p.gui_checkbox is not None and self.get(p.gui_checkbox, "bool")
+        ]
+        family = ticked[0] if ticked else None
         if family:
             self.set("model", "family", family)
-        family = family or "sd15"
+        family = family or DEFAULT_FAMILY
         fam = profile(family)
         skip = self.get("clip_skip", "int")
         if skip is not None and skip > 1:
@@ -84,9 +89,10 @@ class GuiMapper(GuiReader):
                     f"no base model in the file (GUI presets leave paths out); using {default}",
                     "give yours with --model PATH when running the preset",
                 )
-        # The GUI's SDXL panel (sdxl_*) counts only with its SDXL box checked, and cached
+        # A family's GUI panel (sdxl_*) counts only with that family's box ticked, and cached
         # text-encoder outputs only where the family can cache them.
-        if sdxl and self.get("sdxl_no_half_vae", "bool"):
+        panel = fam.gui_checkbox if family in ticked else None
+        if panel and self.get(f"{panel}_no_half_vae", "bool"):
             self.set("model", "no_half_vae", True)
         if fam.caches_text_encoder_outputs and self.get("sdxl_cache_text_encoder_outputs", "bool"):
             self.set("training", "cache_text_encoder_outputs", True)

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
 from ..models.dataset import BucketOptions, CaptionOptions, parse_repeats_folder
-from ..models.family import FAMILIES
+from ..models.family import DEFAULT_FAMILY, FAMILIES
 from ..models.network import ALGOS
 from ..models.sd_args import known_args
 from ..models.training import TrainingConfig
@@ -374,13 +374,13 @@ def _guess_family(flat: Mapping[str, Any]) -> str:
     """The family a kohya config was written for (when ``--family`` does not say).
 
     A text-encoder cache key says the family that caches them, ``v2`` the SD 2.x family; anything
-    else is the job format's default, sd15.
+    else is the job format's default family.
     """
     if "cache_text_encoder_outputs" in flat:
         return next(name for name, p in FAMILIES.items() if p.caches_text_encoder_outputs)
     if flat.get("v2"):
         return next(name for name, p in FAMILIES.items() if p.v2)
-    return "sd15"
+    return DEFAULT_FAMILY
 
 
 def job_dict_from_kohya(

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, PresetNotFound, Problem
-from ..models.family import FAMILIES
+from ..models.family import DEFAULT_FAMILY, FAMILIES
 from .epochs import EpochChoice, StepTarget, epochs_from_data, length_setter, step_target
 from .layers import Layer, compose_layers, parse_set_overrides
 from .loading import read_toml, validate_job
@@ -277,7 +277,7 @@ def _stack(name: str, overlays: Sequence[str]) -> tuple[list[_PresetFile], _Pres
 def _family(layers: Sequence[Layer]) -> str:
     model = compose_layers(layers).data.get("model")
     family = model.get("family") if isinstance(model, Mapping) else None
-    return family if isinstance(family, str) else "sd15"
+    return family if isinstance(family, str) else DEFAULT_FAMILY
 
 
 def _layers(files: Sequence[_PresetFile], family: str, display: str, top: Path) -> list[Layer]:

@@ -20,10 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["FAMILIES", "Family", "FamilyProfile", "profile"]
+__all__ = ["DEFAULT_FAMILY", "FAMILIES", "Family", "FamilyProfile", "profile"]
 
 Family = Literal["sd15", "sd2", "sdxl"]
 """The families a job can name; each has a :data:`FAMILIES` entry (a test keeps them equal)."""
+
+DEFAULT_FAMILY: Family = "sd15"
+"""The family of a job (or an imported file) that names none."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ class FamilyProfile:
     """Its base models predict noise, so ``v_parameterization`` is worth a warning."""
     uses_clip_skip: bool = True
     caches_text_encoder_outputs: bool = False
+    gui_checkbox: str | None = None
+    """The kohya_ss GUI's checkbox that selects this family in its saved configs (``v2``,
+    ``sdxl``); None for the GUI's default."""
+    time_embedding_linear: bool = False
+    """Its U-Net names ``time_embedding.linear_1/2``, which LyCORIS 4.x's ``full``-like presets
+    also pick as ``TimestepEmbedding`` (``duplicated lora name``)."""
     memory_remedies: tuple[str, ...] = ()
     """Family-only out-of-memory remedies: ``"te_cache"`` (U-Net only with cached text-encoder
     outputs), ``"fp8_base"`` (base model in fp8)."""
@@ -64,6 +73,7 @@ FAMILIES: dict[str, FamilyProfile] = {
             base_model_versions=("sd_v1",),
             default_model="stable-diffusion-v1-5/stable-diffusion-v1-5",
             warn_v_parameterization=True,
+            time_embedding_linear=True,
         ),
         FamilyProfile(
             name="sd2",
@@ -74,6 +84,8 @@ FAMILIES: dict[str, FamilyProfile] = {
             base_model_versions=("sd_v2",),
             default_model=None,
             v2=True,
+            gui_checkbox="v2",
+            time_embedding_linear=True,
         ),
         FamilyProfile(
             name="sdxl",
@@ -92,6 +104,7 @@ FAMILIES: dict[str, FamilyProfile] = {
             ),
             lora_blocks=23,
             uses_clip_skip=False,
+            gui_checkbox="sdxl",
             caches_text_encoder_outputs=True,
             memory_remedies=("te_cache", "fp8_base"),
         ),

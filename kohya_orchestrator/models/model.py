@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .base import StrictModel
-from .family import Family, profile
+from .family import DEFAULT_FAMILY, Family, profile
 
 __all__ = ["Family", "ModelConfig"]
 
@@ -26,7 +26,7 @@ class ModelConfig(StrictModel):
     family: Annotated[
         Family,
         Field(description="Model family: sd15, sd2 or sdxl. Picks the training script."),
-    ] = "sd15"
+    ] = DEFAULT_FAMILY
     v_parameterization: Annotated[
         bool,
         Field(
