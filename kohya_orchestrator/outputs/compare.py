@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import Field
 
+from .collect import _read_json, _section, run_outputs
 from .lora import LoraInfo, inspect_lora
-from .run_outputs import _read_json, _section, run_outputs
 from .view import _Frozen
 
 __all__ = ["ComparisonRow", "RunComparison", "compare_runs"]

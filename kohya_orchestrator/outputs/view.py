@@ -1,6 +1,6 @@
 """A run's outputs joined by epoch: :class:`RunOutputs`, its entries, and its pictures.
 
-:func:`~kohya_orchestrator.outputs.run_outputs.run_outputs` reads a run directory into a
+:func:`~kohya_orchestrator.outputs.collect.run_outputs` reads a run directory into a
 :class:`RunOutputs`. The seed recipe's advice: the lowest loss is not the best epoch; save every few
 epochs and judge the samples by eye. :meth:`RunOutputs.contact_sheet` lays the samples out as
 prompts x epochs and :meth:`RunOutputs.loss_curve` marks the checkpoints on the loss, both as

@@ -3,7 +3,7 @@
 Both functions are pure: they take plain values (labels, image paths, ``(step, loss)`` pairs) and
 return a :class:`Picture` holding the PIL image and the layout it was drawn with, so tests can
 check every label and cell by its box, and notebooks show it inline (``_repr_png_``).
-:mod:`kohya_orchestrator.outputs.run_outputs` turns a run directory into these inputs.
+:mod:`kohya_orchestrator.outputs.collect` turns a run directory into these inputs.
 
 The seed recipe's advice is that the lowest loss is not the best epoch: the contact sheet puts the
 same prompt side by side across epochs (rows = prompts, columns = epochs), and the loss curve marks

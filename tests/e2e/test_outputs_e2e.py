@@ -14,7 +14,7 @@ from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.environment.discovery import find_install
 from kohya_orchestrator.events import RunStatus
 from kohya_orchestrator.jobs.loading import validate_job
-from kohya_orchestrator.outputs.run_outputs import CONTACT_SHEET_PNG, LOSS_CURVE_PNG, run_outputs
+from kohya_orchestrator.outputs.collect import CONTACT_SHEET_PNG, LOSS_CURVE_PNG, run_outputs
 from kohya_orchestrator.run import start
 from kohya_orchestrator.ui.pictures import CurveLayout, SheetLayout
 

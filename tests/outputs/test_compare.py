@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kohya_orchestrator.outputs.collect import run_outputs
 from kohya_orchestrator.outputs.compare import compare_runs
-from kohya_orchestrator.outputs.run_outputs import run_outputs
 
 
 class TestCompare:

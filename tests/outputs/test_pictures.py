@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from kohya_orchestrator.outputs.run_outputs import run_outputs
+from kohya_orchestrator.outputs.collect import run_outputs
 from kohya_orchestrator.ui.pictures import (
     CurveLayout,
     SheetLayout,

@@ -15,7 +15,7 @@ import pytest
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.events import RunFinished, RunStatus, dump_events_jsonl, parse_log
-from kohya_orchestrator.outputs.run_outputs import CONTACT_SHEET_PNG, LOSS_CURVE_PNG, run_outputs
+from kohya_orchestrator.outputs.collect import CONTACT_SHEET_PNG, LOSS_CURVE_PNG, run_outputs
 
 from .conftest import build_prodigy_run
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kohya_orchestrator.outputs.run_outputs import run_outputs
+from kohya_orchestrator.outputs.collect import run_outputs
 from kohya_orchestrator.outputs.tensorboard import (
     TensorBoardMissing,
     find_tensorboard_dir,

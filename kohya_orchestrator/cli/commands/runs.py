@@ -125,7 +125,7 @@ def _show(args: argparse.Namespace) -> int:
 
     from ...events import plan_line, read_events, summarize
     from ...launch.rundir import RunDir
-    from ...outputs.run_outputs import run_outputs
+    from ...outputs.collect import run_outputs
     from ...ui.messages import console
 
     rd = resolve_run(args.runs, args.run[0] if args.run else None)
@@ -205,7 +205,7 @@ def _print_outputs(outputs: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ...outputs.run_outputs import RunOutputs
+    from ...outputs.collect import RunOutputs
     from ...ui.messages import console
 
     assert isinstance(outputs, RunOutputs)
@@ -259,7 +259,7 @@ def _pictures(args: argparse.Namespace) -> int:
     import sys
 
     from ...launch.rundir import RunDir
-    from ...outputs.run_outputs import run_outputs
+    from ...outputs.collect import run_outputs
     from ...ui.messages import console, hint, ok
 
     rd = resolve_run(args.runs, args.run[0] if args.run else None)

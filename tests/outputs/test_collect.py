@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.outputs.run_outputs import LOSS_CURVE_PNG, run_outputs
+from kohya_orchestrator.outputs.collect import LOSS_CURVE_PNG, run_outputs
 
 from .conftest import write_safetensors
 
