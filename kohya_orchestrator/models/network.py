@@ -80,6 +80,13 @@ def shipped_preset_name(preset: str | None) -> str | None:
     return preset[len(SHIPPED_PRESET_PREFIX) :]
 
 
+def _looks_like_preset_file(preset: str) -> bool:
+    """A preset LyCORIS reads as a file: a TOML path (a built-in name never has a suffix or slash)."""
+    if preset in LYCORIS_BUILTIN_PRESETS:
+        return True
+    return preset.lower().endswith(".toml") or "/" in preset or "\\" in preset
+
+
 def shipped_preset_filename(preset: str) -> str:
     """The name the copy of a shipped preset file gets beside the rendered config."""
     name = shipped_preset_name(preset) or preset
@@ -179,6 +186,16 @@ class _LycorisCommon(_NetworkCommon, _LoraPlus):
             mean = f"did you mean '{SHIPPED_PRESET_PREFIX}{close[0]}'? " if close else ""
             raise ValueError(
                 f"kohya_orchestrator ships no LyCORIS preset '{name}'; {mean}known: {known}"
+            )
+        if name is None and v is not None and not _looks_like_preset_file(v):
+            # LyCORIS reads any other name as a file path and stops with a bare AssertionError.
+            close = difflib.get_close_matches(
+                v.lower().replace("_", "-"), LYCORIS_BUILTIN_PRESETS, n=1, cutoff=0.5
+            )
+            mean = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(
+                f"LyCORIS has no built-in preset '{v}'; {mean}built-in: "
+                f"{', '.join(LYCORIS_BUILTIN_PRESETS)}; a preset file is a path ending in .toml"
             )
         return v
 
