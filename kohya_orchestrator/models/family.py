@@ -11,7 +11,8 @@ reading each training script at the pinned sd-scripts commit (48d368fa):
   network (``sd_v1``, ``sd_v2``, ``sdxl_base_v1-0``).
 - ``only_args``: arguments only this family's script adds to the common parser.
 - ``lora_blocks``: how many values ``block_dims`` / ``block_alphas`` take (25 for SD 1.x/2.x
-  U-Nets, 23 for SDXL).
+  U-Nets, 23 for SDXL); ``lr_weight_blocks`` / ``lr_weight_mid_blocks`` the same for the block
+  learning-rate weights (networks/lora.py ``get_block_lr_weight``).
 - ``memory_remedies``: which family-only switches the out-of-memory remedies may suggest.
 """
 
@@ -44,6 +45,11 @@ class FamilyProfile:
     only_args: frozenset[str] = frozenset()
     network_modules: tuple[str, ...] = ("networks.lora", "lycoris.kohya")
     lora_blocks: int = 25
+    lr_weight_blocks: int = 12
+    """How many values ``down_lr_weight`` / ``up_lr_weight`` take in ``networks.lora`` (12 for SD
+    1.x/2.x, 9 for SDXL: ``LoRANetwork.NUM_OF_BLOCKS`` / ``SDXL_NUM_OF_BLOCKS``)."""
+    lr_weight_mid_blocks: int = 1
+    """How many values ``mid_lr_weight`` takes (1 for SD 1.x/2.x, 3 for SDXL)."""
     v2: bool = False
     """The script is told ``--v2`` (SD 2.x)."""
     warn_v_parameterization: bool = False
@@ -103,6 +109,8 @@ FAMILIES: dict[str, FamilyProfile] = {
                 }
             ),
             lora_blocks=23,
+            lr_weight_blocks=9,
+            lr_weight_mid_blocks=3,
             uses_clip_skip=False,
             gui_checkbox="sdxl",
             caches_text_encoder_outputs=True,

@@ -3,7 +3,7 @@
 Each rule names the key as the user wrote it (dotted path), says what is wrong and how to fix it.
 Sources are the sd-scripts checks listed in docs/sd-scripts-reference.md section 1.5 and the
 peers' complaints (peers.md section 4.8). One module per topic (``dataset``, ``training``,
-``network``, ``optimizer``, ``sampling``, ``model``, ``extra_args``); this one runs them all, in
+``network``, ``lr_weights``, ``optimizer``, ``sampling``, ``model``, ``extra_args``); this one runs them all, in
 the order below, so problems are always reported in the same order. The rules read the job
 through :class:`~.base.JobView`, so they never import the job model (which runs them).
 """
@@ -14,6 +14,7 @@ from ...errors import Problem
 from .base import JobView, Rule
 from .dataset import check_buckets, check_dataset_shape, warn_dataset
 from .extra_args import check_extra_args
+from .lr_weights import check_lr_weights, warn_lr_weights
 from .model import warn_model
 from .network import check_network, warn_network
 from .optimizer import check_optimizer, warn_adaptive
@@ -36,6 +37,7 @@ __all__ = [
     "check_extra_args",
     "check_job",
     "check_length",
+    "check_lr_weights",
     "check_network",
     "check_noise_and_loss",
     "check_optimizer",
@@ -47,6 +49,7 @@ __all__ = [
     "warn_adaptive",
     "warn_cadence",
     "warn_dataset",
+    "warn_lr_weights",
     "warn_model",
     "warn_network",
 ]
@@ -62,10 +65,18 @@ _CHECKS: tuple[Rule, ...] = (
     check_dataset_shape,
     check_buckets,
     check_network,
+    check_lr_weights,
     check_optimizer,
     check_extra_args,
 )
-_WARNINGS: tuple[Rule, ...] = (warn_adaptive, warn_network, warn_model, warn_cadence, warn_dataset)
+_WARNINGS: tuple[Rule, ...] = (
+    warn_adaptive,
+    warn_network,
+    warn_lr_weights,
+    warn_model,
+    warn_cadence,
+    warn_dataset,
+)
 
 
 def check_job(job: JobView) -> list[Problem]:
