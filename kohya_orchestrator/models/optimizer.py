@@ -84,9 +84,10 @@ class SGDNesterovOptimizer(_OptimizerCommon):
     """SGD with Nesterov momentum."""
 
     type: Literal["SGDNesterov", "SGDNesterov8bit"]
-    momentum: Annotated[float | None, Field(ge=0, lt=1, description="Momentum (default 0.9).")] = (
-        None
-    )
+    momentum: Annotated[
+        float | None,
+        Field(gt=0, lt=1, description="Momentum (default 0.9; torch's Nesterov SGD needs > 0)."),
+    ] = None
     weight_decay: Annotated[float | None, Field(ge=0, description="Weight decay.")] = None
 
 
@@ -315,9 +316,9 @@ class SchedulerConfig(StrictModel):
     @field_validator("lr_warmup_steps", "lr_decay_steps")
     @classmethod
     def _check_fraction(cls, v: int | float) -> int | float:
-        if isinstance(v, float) and v >= 1.0:
+        if isinstance(v, float) and v > 1.0:
             raise ValueError(
                 f"{v} is a float, which sd-scripts reads as a fraction of all steps "
-                f"({v:g} x the total); write {int(v)} for steps or a value below 1 for a fraction"
+                f"({v:g} x the total); write {int(v)} for steps, or at most 1 ('100%') for a fraction"
             )
         return v

@@ -89,6 +89,9 @@ def check_buckets(job: JobView) -> Iterator[Problem]:
         sides = (res, res) if isinstance(res, int) else res
         lo = block.min_bucket_reso if block.min_bucket_reso is not None else ds.min_bucket_reso
         hi = block.max_bucket_reso if block.max_bucket_reso is not None else ds.max_bucket_reso
+        bucketing = block.enable_bucket if block.enable_bucket is not None else ds.enable_bucket
+        if not bucketing:
+            continue  # sd-scripts reads the bucket sizes only with enable_bucket
         if lo is not None and lo > min(sides):
             yield Problem(
                 f"{where}.min_bucket_reso",

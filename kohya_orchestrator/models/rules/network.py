@@ -37,6 +37,14 @@ def check_network(job: JobView) -> Iterator[Problem]:
                     f"{alphas_key} needs {dims_key} with the same number of values",
                     f"set {dims_key} and give both {expected} values",
                 )
+        lr_weights = (n.down_lr_weight, n.mid_lr_weight, n.up_lr_weight)
+        if n.conv_block_dims is not None and n.block_dims is None and lr_weights == (None,) * 3:
+            yield Problem(
+                "network.conv_block_dims",
+                "conv_block_dims without block_dims: networks.lora reads per-block settings only "
+                "with block_dims (or block LR weights), so no conv layer would train",
+                f"also set block_dims ({expected} values)",
+            )
         if n.conv_alpha is not None and n.conv_dim is None:
             yield Problem(
                 "network.conv_alpha", "conv_alpha without conv_dim", "set network.conv_dim"

@@ -96,6 +96,12 @@ def check_optimizer(job: JobView) -> Iterator[Problem]:
             'the "constant" schedule does not take a warmup; sd-scripts raises an error',
             'use lr_scheduler = "constant_with_warmup", or set lr_warmup_steps = 0',
         )
+    if s.lr_scheduler == "piecewise_constant" and s.lr_warmup_steps:
+        yield Problem(
+            "scheduler.lr_warmup_steps",
+            "piecewise_constant takes no warmup: sd-scripts ignores lr_warmup_steps with it",
+            "set lr_warmup_steps = 0, or write the warmup as step_rules",
+        )
     if s.lr_scheduler == "cosine_with_min_lr" and s.lr_scheduler_min_lr_ratio is None:
         yield Problem(
             "scheduler.lr_scheduler_min_lr_ratio",
