@@ -84,3 +84,26 @@ def test_bucket_sizes_are_checked_only_when_bucketing() -> None:
     assert off.dataset.min_bucket_reso == 640  # sd-scripts ignores it without bucketing
     problem = _problem(_job(dataset=sizes))  # the job format buckets by default
     assert problem.path.endswith("min_bucket_reso")
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        (
+            {"optimizer": {"type": "AdamW", "extra_args": {"note": "a=b"}}},
+            "optimizer.extra_args.note",
+        ),
+        (
+            {"scheduler": {"lr_scheduler": "cosine", "lr_scheduler_args": {"x": ["k=1", "y"]}}},
+            "scheduler.lr_scheduler_args.x",
+        ),
+    ],
+)
+def test_an_argument_value_holding_equals_is_refused(section: dict[str, Any], where: str) -> None:
+    problem = _problem(_job(**section))
+    assert problem.path == where and "splits these arguments on every '='" in problem.message
+
+
+def test_argument_values_without_equals_pass() -> None:
+    ok = _job(optimizer={"type": "AdamW", "extra_args": {"foreach": False, "note": "a:b"}})
+    assert validate_job(ok)

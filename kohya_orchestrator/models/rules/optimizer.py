@@ -41,7 +41,34 @@ def _optimizer_arg(o: Any, key: str) -> tuple[str, Any]:
     return f"optimizer.{key}", getattr(o, key, None)
 
 
+def _has_equals(value: Any) -> bool:
+    if isinstance(value, str):
+        return "=" in value
+    if isinstance(value, list | tuple):
+        return any(_has_equals(v) for v in value)
+    return False
+
+
+def _split_on_equals(job: JobView) -> Iterator[Problem]:
+    """sd-scripts reads ``optimizer_args`` and ``lr_scheduler_args`` with ``arg.split("=")``
+    (train_util.py), so a value holding ``=`` stops it with "too many values to unpack"."""
+    sections = (
+        ("optimizer.extra_args", job.optimizer.extra_args),
+        ("scheduler.lr_scheduler_args", job.scheduler.lr_scheduler_args),
+    )
+    for where, args in sections:
+        for key, value in args.items():
+            if _has_equals(value):
+                yield Problem(
+                    f"{where}.{key}",
+                    f"the value {value!r} holds '=': sd-scripts splits these arguments on every "
+                    "'=' and stops",
+                    "write the value without '='",
+                )
+
+
 def check_optimizer(job: JobView) -> Iterator[Problem]:
+    yield from _split_on_equals(job)
     o = job.optimizer
     adaptive = isinstance(o, ProdigyOptimizer | DAdaptOptimizer)
     if adaptive and o.learning_rate <= 0.1:
