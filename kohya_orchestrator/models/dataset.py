@@ -187,7 +187,14 @@ class FineTuningSubset(CaptionOptions):
     image_dir: Annotated[
         str | None, Field(min_length=1, description="Base folder for relative keys (image_dir).")
     ] = None
-    num_repeats: Annotated[int, Field(ge=1, description="Times each image is seen per epoch.")] = 1
+    num_repeats: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Times each image is seen per epoch; default: the dataset's num_repeats, "
+            "else 1.",
+        ),
+    ] = None
     alpha_mask: Annotated[bool | None, Field(description="Use the alpha channel as loss mask.")] = (
         None
     )

@@ -402,7 +402,8 @@ def _subset_dict(subset: DreamBoothSubset | FineTuningSubset) -> dict[str, Any]:
         out: dict[str, Any] = {"metadata_file": subset.metadata_file}
         if subset.image_dir is not None:
             out["image_dir"] = subset.image_dir
-        out["num_repeats"] = subset.num_repeats
+        if subset.num_repeats is not None:  # else the dataset's default, as for DreamBooth
+            out["num_repeats"] = subset.num_repeats
     else:
         out = {"image_dir": subset.image_dir}
         if subset.effective_repeats is not None:

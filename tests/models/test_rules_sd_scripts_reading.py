@@ -107,3 +107,39 @@ def test_an_argument_value_holding_equals_is_refused(section: dict[str, Any], wh
 def test_argument_values_without_equals_pass() -> None:
     ok = _job(optimizer={"type": "AdamW", "extra_args": {"foreach": False, "note": "a:b"}})
     assert validate_job(ok)
+
+
+def test_fine_tuning_subsets_take_the_datasets_repeat_count() -> None:
+    job = validate_job(
+        _job(dataset={"num_repeats": 3, "subsets": [{"metadata_file": "/d/meta.json"}]})
+    )
+    assert job.dataset.subsets[0].num_repeats is None  # rendered without: sd-scripts uses 3
+
+
+@pytest.mark.parametrize(
+    ("block", "where"),
+    [
+        (
+            {"caption_extension": ".txt", "subsets": [{"metadata_file": "/m.json"}]},
+            "dataset.datasets[0].caption_extension",
+        ),
+        (
+            {"subsets": [{"metadata_file": "/m.json", "caption_extension": ".txt"}]},
+            "dataset.datasets[0].subsets[0].caption_extension",
+        ),
+    ],
+)
+def test_caption_extension_on_fine_tuning_is_refused(block: dict[str, Any], where: str) -> None:
+    data = _job()
+    data["dataset"] = {"datasets": [block]}
+    problem = _problem(data)
+    assert problem.path == where and "refuses the whole dataset config" in problem.message
+
+
+def test_caption_extension_on_dataset_applies_to_dreambooth_only() -> None:
+    data = _job()
+    data["dataset"] = {
+        "caption_extension": ".caption",
+        "datasets": [{"subsets": [{"metadata_file": "/m.json"}]}],
+    }
+    assert validate_job(data)  # [general] caption_extension: sd-scripts accepts it

@@ -224,8 +224,7 @@ class TestDatasetConfig:
             "  cache_info = true\n  alpha_mask = false\n"
             '\n[[datasets.subsets]]\n  image_dir = "/d/7"\n  num_repeats = 7\n  is_reg = true\n'
             "\n[[datasets]]\n"
-            '\n[[datasets.subsets]]\n  metadata_file = "/d/meta.json"\n  num_repeats = 1\n'
-            "  alpha_mask = true\n"
+            '\n[[datasets.subsets]]\n  metadata_file = "/d/meta.json"\n  alpha_mask = true\n'
         )
         datasets = read_back(text)["datasets"]
         # the folder without a repeat prefix takes [general] num_repeats in sd-scripts
@@ -233,6 +232,8 @@ class TestDatasetConfig:
         # "7" alone gives 7 repeats and no class tokens
         assert "class_tokens" not in datasets[0]["subsets"][1]
         assert "image_dir" not in datasets[1]["subsets"][0]
+        # the fine-tuning subset takes [general] num_repeats too (it was always rendered as 1)
+        assert "num_repeats" not in datasets[1]["subsets"][0]
 
 
 # ----------------------------------------------------------------------------- shipped presets

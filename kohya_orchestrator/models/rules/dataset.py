@@ -12,7 +12,32 @@ from .base import JobView, blocks
 __all__ = ["check_buckets", "check_dataset_shape", "warn_dataset"]
 
 
+def _finetuning_captions(job: JobView) -> Iterator[Problem]:
+    """sd-scripts' fine-tuning schema has no caption_extension (captions come from the metadata
+    file): on a fine-tuning subset or its [[dataset.datasets]] entry it refuses the whole config."""
+    for where, block in blocks(job.dataset):
+        subsets = list(block.subsets)
+        finetuning = [i for i, s in enumerate(subsets) if isinstance(s, FineTuningSubset)]
+        # [dataset]'s own caption_extension goes to [general], which sd-scripts accepts.
+        if finetuning and where != "dataset" and "caption_extension" in block.model_fields_set:
+            yield Problem(
+                f"{where}.caption_extension",
+                "a dataset of fine-tuning subsets takes no caption_extension (captions come from "
+                "the metadata file); sd-scripts refuses the whole dataset config",
+                "remove it, or set it on [dataset] for the DreamBooth subsets",
+            )
+        for i in finetuning:
+            if "caption_extension" in subsets[i].model_fields_set:
+                yield Problem(
+                    f"{where}.subsets[{i}].caption_extension",
+                    "a fine-tuning subset takes no caption_extension (captions come from the "
+                    "metadata file); sd-scripts refuses the whole dataset config",
+                    "remove it",
+                )
+
+
 def check_dataset_shape(job: JobView) -> Iterator[Problem]:
+    yield from _finetuning_captions(job)
     ds = job.dataset
     if not ds.subsets and not ds.datasets:
         yield Problem(
