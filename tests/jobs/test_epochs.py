@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from kohya_orchestrator.datasets.plan import plan_job
 from kohya_orchestrator.errors import ConfigError
@@ -19,20 +19,6 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 MODEL = "/models/sd15.safetensors"
-
-
-def _images(folder: Path, count: int, size: tuple[int, int] = (64, 64)) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.new("RGB", size, (i * 5 % 255, 90, 140)).save(folder / f"p{i:03d}.png")
-        (folder / f"p{i:03d}.txt").write_text("zengxin oilpaint, a painting\n", encoding="utf-8")
-    return folder.parent
-
-
-@pytest.fixture
-def paintings(tmp_path: Path) -> Path:
-    """40 captioned images in img/20_zengxin oilpaint."""
-    return _images(tmp_path / "img" / "20_zengxin oilpaint", 40)
 
 
 def _problems(exc: pytest.ExceptionInfo[ConfigError]) -> str:
@@ -85,8 +71,10 @@ class TestEpochsFromData:
         )
         assert built.job.training.max_train_epochs == 4 and built.epochs is None
 
-    def test_a_small_dataset_stops_at_the_presets_most_epochs(self, tmp_path: Path) -> None:
-        data = _images(tmp_path / "img" / "10_tiny", 6)
+    def test_a_small_dataset_stops_at_the_presets_most_epochs(
+        self, tmp_path: Path, images: Callable[..., Path]
+    ) -> None:
+        data = images(tmp_path / "img" / "10_tiny", 6)
         built = preset_job("oilpaint", data=data, model=MODEL)
         assert built.epochs is not None and built.job.training.max_train_epochs == 20
         assert built.epochs.summary.startswith(
@@ -94,9 +82,11 @@ class TestEpochsFromData:
             "(target 1500-3000); below the target even at the preset's 20 epochs"
         )
 
-    def test_several_subsets_and_bucket_rounding_are_explained(self, tmp_path: Path) -> None:
-        _images(tmp_path / "img" / "3_wide", 3, (128, 64))
-        _images(tmp_path / "img" / "3_tall", 3, (64, 128))
+    def test_several_subsets_and_bucket_rounding_are_explained(
+        self, tmp_path: Path, images: Callable[..., Path]
+    ) -> None:
+        images(tmp_path / "img" / "3_wide", 3, (128, 64))
+        images(tmp_path / "img" / "3_tall", 3, (64, 128))
         built = preset_job("oilpaint", data=tmp_path / "img", model=MODEL)
         assert built.epochs is not None
         # 9 + 9 samples in two buckets of batch 2: 5 + 5 batches, not ceil(18 / 2) = 9

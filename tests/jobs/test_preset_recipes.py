@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.environment.discovery import Install
@@ -32,20 +31,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 FAKE = Path(__file__).resolve().parents[1] / "fixtures" / "fake_sd_scripts"
 MODEL = "/models/sd15.safetensors"
-
-
-def _images(folder: Path, count: int, size: tuple[int, int] = (64, 64)) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.new("RGB", size, (i * 5 % 255, 90, 140)).save(folder / f"p{i:03d}.png")
-        (folder / f"p{i:03d}.txt").write_text("zengxin oilpaint, a painting\n", encoding="utf-8")
-    return folder.parent
-
-
-@pytest.fixture
-def paintings(tmp_path: Path) -> Path:
-    """40 captioned images in img/20_zengxin oilpaint."""
-    return _images(tmp_path / "img" / "20_zengxin oilpaint", 40)
 
 
 def _problems(exc: pytest.ExceptionInfo[ConfigError]) -> str:
