@@ -58,7 +58,7 @@ Evidence = Literal["trained", "network-created", "read"]
 LYCORIS_ALGOS = ("locon", "loha", "lokr", "ia3", "dylora", "full", "diag-oft", "boft")
 """Every algo the product sends to LyCORIS (``lora`` is sd-scripts' own networks.lora)."""
 _NOT_IA3 = tuple(a for a in LYCORIS_ALGOS if a != "ia3")
-_FAMILIES = tuple(FAMILIES)
+_FAMILIES = tuple(name for name, p in FAMILIES.items() if p.lycoris)  # offered LyCORIS
 _SD12 = tuple(name for name, p in FAMILIES.items() if p.time_embedding_linear)
 _FULL_LIKE = ("full", "full-lin", "unet-only")
 _SAFE_BUILTINS = tuple(p for p in LYCORIS_BUILTIN_PRESETS if p not in (*_FULL_LIKE, "ia3"))

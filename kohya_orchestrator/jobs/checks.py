@@ -7,38 +7,67 @@ from pathlib import Path
 
 from ..errors import Problem
 from ..models import DreamBoothSubset, FineTuningSubset, TrainingJob
+from ..models.model import is_placeholder, looks_like_hub_id
+from .model_file import check_model_family
 
-__all__ = ["check_outputs", "check_paths", "looks_like_hub_id"]
+_BASE_KEY = "model.pretrained_model_name_or_path"
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def looks_like_hub_id(value: str) -> bool:
-    """True for Hugging Face ids such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'."""
-    return bool(_HUB_ID.match(value)) and not Path(value).suffix
+__all__ = ["check_outputs", "check_paths", "is_placeholder", "looks_like_hub_id"]
 
 
 def _missing(path: str, key: str, what: str, hint: str) -> Problem:
     return Problem(key, f"{what} does not exist: {path}", hint)
 
 
-def check_paths(job: TrainingJob) -> list[Problem]:
-    """Every path in the job that should exist but does not."""
+def check_paths(job: TrainingJob, *, placeholders: str = "error") -> list[Problem]:
+    """Every path in the job that should exist but does not.
+
+    A placeholder (``<...>``, as shipped in presets) is reported with ``placeholders`` as its
+    severity: a warning for ``validate``, an error before a launch.
+    """
     problems: list[Problem] = []
     m = job.model
-    model_path = m.pretrained_model_name_or_path
-    if not Path(model_path).exists() and not looks_like_hub_id(model_path):
-        problems.append(
-            _missing(
-                model_path,
-                "model.pretrained_model_name_or_path",
-                "base model",
-                "give the path of your .safetensors checkpoint (or diffusers folder)",
-            )
-        )
-    for key, value in (("model.vae", m.vae), ("model.tokenizer_cache_dir", m.tokenizer_cache_dir)):
-        if value and not Path(value).exists():
+    fam = m.profile
+    for key, value in m.component_paths().items():
+        if key == "model.tokenizer_cache_dir" and not Path(value).exists():
             problems.append(_missing(value, key, "path", "fix the path or remove the key"))
+            continue
+        if is_placeholder(value):
+            problems.append(
+                Problem(
+                    key,
+                    f"{value} is a placeholder",
+                    f"give the path of the file: --set {key}=/path/to/{value[1:-1]}",
+                    placeholders,
+                )
+            )
+        elif Path(value).exists():
+            continue
+        elif looks_like_hub_id(value) and key == "model.pretrained_model_name_or_path":
+            if not fam.hub_ids:
+                problems.append(
+                    Problem(
+                        key,
+                        f"{fam.title} loads local files only, not a Hugging Face id ({value})",
+                        "download the .safetensors file and give its path",
+                    )
+                )
+        elif key == "model.pretrained_model_name_or_path":
+            problems.append(
+                _missing(
+                    value,
+                    key,
+                    "base model",
+                    "give the path of your .safetensors checkpoint (or diffusers folder)"
+                    + (", or a Hugging Face id such as org/name" if fam.hub_ids else ""),
+                )
+            )
+        else:
+            problems.append(_missing(value, key, "path", "fix the path or remove the key"))
+    base = m.pretrained_model_name_or_path
+    mismatch = None if is_placeholder(base) else check_model_family(m.family, base, _BASE_KEY)
+    if mismatch is not None:
+        problems.append(mismatch)
     for where, subset in job.dataset.all_subsets():
         if isinstance(subset, DreamBoothSubset):
             p = Path(subset.image_dir)

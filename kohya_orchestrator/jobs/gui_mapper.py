@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from ..errors import Problem
 from ..models.dataset import DatasetConfig
 from ..models.family import DEFAULT_FAMILY, FAMILIES, profile
-from ..models.model import ModelConfig
+from ..models.model import model_section
 from ..models.optimizer import SchedulerConfig
 from ..models.sampling import SamplingConfig
 from ..models.sd_args import known_args
@@ -341,7 +341,7 @@ class GuiMapper(GuiReader):
             self.error("additional_parameters", f"cannot split it: {exc}")
             return
         sections: dict[str, type[BaseModel]] = {
-            "model": ModelConfig,
+            "model": model_section(family),
             "dataset": DatasetConfig,
             "scheduler": SchedulerConfig,
             "training": TrainingConfig,

@@ -36,7 +36,8 @@ from pydantic import BaseModel
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
 from ..models.dataset import DatasetConfig
-from ..models.model import ModelConfig
+from ..models.family import DEFAULT_FAMILY
+from ..models.model import model_section
 from ..models.optimizer import SchedulerConfig
 from ..models.sampling import SamplingConfig
 from ..models.training import TrainingConfig
@@ -139,7 +140,7 @@ def _in_field_order(section: str, values: dict[str, Any]) -> dict[str, Any]:
     from ..models.optimizer import optimizer_tag
 
     models: dict[str, type[BaseModel]] = {
-        "model": ModelConfig,
+        "model": model_section(str(values.get("family", DEFAULT_FAMILY))),
         "dataset": DatasetConfig,
         "scheduler": SchedulerConfig,
         "training": TrainingConfig,

@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
 from ..models.dataset import BucketOptions, CaptionOptions, parse_repeats_folder
-from ..models.family import DEFAULT_FAMILY, FAMILIES
+from ..models.family import DEFAULT_FAMILY, FAMILIES, family_from_args, profile
+from ..models.model import model_section
 from ..models.network import ALGOS
 from ..models.sd_args import known_args
 from ..models.training import TrainingConfig
@@ -29,15 +30,6 @@ __all__ = ["ImportResult", "import_kohya_config", "job_dict_from_kohya"]
 # Credentials sd-scripts takes as arguments -> the variable their library reads instead.
 _SECRET_VARIABLES = {"wandb_api_key": "WANDB_API_KEY", "huggingface_token": "HF_TOKEN"}
 
-_MODEL_KEYS = {
-    "pretrained_model_name_or_path",
-    "v_parameterization",
-    "clip_skip",
-    "vae",
-    "tokenizer_cache_dir",
-    "max_token_length",
-    "no_half_vae",
-}
 _OPT_KEYS = {"learning_rate", "unet_lr", "text_encoder_lr", "max_grad_norm"}
 _SCHED_KEYS = {
     "lr_scheduler",
@@ -373,9 +365,21 @@ def _prompts(path: str, problems: list[Problem]) -> list[dict[str, Any]]:
 def _guess_family(flat: Mapping[str, Any]) -> str:
     """The family a kohya config was written for (when ``--family`` does not say).
 
-    A text-encoder cache key says the family that caches them, ``v2`` the SD 2.x family; anything
-    else is the job format's default family.
+    Arguments only one family's script defines say it (``t5xxl``/``ae`` FLUX.1, with
+    ``model_type = "chroma"`` Chroma, ``clip_g`` SD3, ``gemma2`` Lumina, ...); else the base
+    model file, where it is here (jobs/model_file.py); else a text-encoder cache key says SDXL, ``v2`` the SD 2.x family; anything else is the job
+    format's default family.
     """
+    found = family_from_args(dict(flat))
+    if found is not None:
+        return found
+    model = flat.get("pretrained_model_name_or_path")
+    if isinstance(model, str) and model and Path(model).exists():
+        from .model_file import detect_family
+
+        detected = detect_family(Path(model)).family
+        if detected is not None:
+            return detected
     if "cache_text_encoder_outputs" in flat:
         return next(name for name, p in FAMILIES.items() if p.caches_text_encoder_outputs)
     if flat.get("v2"):
@@ -395,7 +399,11 @@ def job_dict_from_kohya(
     if family is None:
         family = _guess_family(flat)
     known = known_args(family)
-    model = {k: flat[k] for k in _MODEL_KEYS if k in flat}
+    model_keys = set(model_section(family).model_fields) - {"family"}
+    model = {k: flat[k] for k in model_keys if k in flat}
+    for key, value in profile(family).script_args:  # v2 / model_type: said by the family
+        if flat.get(key) == value:
+            model_keys.add(key)
     model["family"] = family
     training: dict[str, Any] = {k: flat[k] for k in _TRAINING_KEYS if k in flat}
     attention = [a for a in ("sdpa", "xformers", "mem_eff_attn") if flat.get(a)]
@@ -433,7 +441,7 @@ def job_dict_from_kohya(
         sampling.setdefault("sample_sampler", "ddim")
         data["sampling"] = sampling
     modelled = (
-        _MODEL_KEYS
+        model_keys
         | _OPT_KEYS
         | _SCHED_KEYS
         | _NET_KEYS

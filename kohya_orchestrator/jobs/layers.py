@@ -8,12 +8,13 @@ paths in a layer are made absolute against the folder of the file that set them.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from ..errors import ConfigError, Problem
+from ..models.model import PATH_FIELDS, is_placeholder, looks_like_hub_id
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -131,7 +132,7 @@ def parse_set_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 # Keys whose values are filesystem paths, resolved against the folder of the file that set them.
 _PATH_KEYS: dict[str, tuple[str, ...]] = {
-    "model": ("vae", "tokenizer_cache_dir"),
+    "model": tuple(sorted(PATH_FIELDS - {"pretrained_model_name_or_path"})),
     "training": ("output_dir", "logging_dir", "resume"),
     "network": ("network_weights",),
     "subset": ("image_dir", "metadata_file"),
@@ -139,7 +140,7 @@ _PATH_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def _is_relative(value: str) -> bool:
-    if not value or value.startswith(("~", "$")):
+    if not value or value.startswith(("~", "$")) or is_placeholder(value):
         return False
     return not (PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute())
 
@@ -152,11 +153,14 @@ def _resolve(value: Any, base_dir: Path) -> Any:
     return value
 
 
-def resolve_relative_paths(data: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
-    """Make relative paths absolute against ``base_dir`` (pure: joins paths, reads nothing).
+def resolve_relative_paths(
+    data: Mapping[str, Any], base_dir: Path, exists: Callable[[Path], bool] = Path.exists
+) -> dict[str, Any]:
+    """Make relative paths absolute against ``base_dir`` (sd-scripts runs from its own checkout,
+    so a relative path would be looked up there).
 
-    The base model path is resolved only when it is written like a path (``./``, ``../`` or a
-    file extension), since ``org/name`` is a Hugging Face id.
+    Joins paths and reads nothing, but for one case: a base model written ``org/name`` is a
+    Hugging Face id unless ``exists(base_dir / value)`` says it is a local folder.
     """
     out = dict(data)
     for section in ("model", "training", "network"):
@@ -167,12 +171,7 @@ def resolve_relative_paths(data: Mapping[str, Any], base_dir: Path) -> dict[str,
                     sec[key] = _resolve(sec[key], base_dir)
             if section == "model" and isinstance(sec.get("pretrained_model_name_or_path"), str):
                 p = sec["pretrained_model_name_or_path"]
-                if p.startswith(("./", "../", ".\\", "..\\")) or Path(p).suffix in (
-                    ".safetensors",
-                    ".ckpt",
-                    ".pt",
-                    ".bin",
-                ):
+                if not looks_like_hub_id(p) or exists(base_dir / p):
                     sec["pretrained_model_name_or_path"] = _resolve(p, base_dir)
             if section == "network" and isinstance(sec.get("preset"), str):
                 preset = sec["preset"]

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
+from ..models.family import DEFAULT_FAMILY
 from .layers import Layer, compose_layers, parse_set_overrides
 from .problems import problems_from_validation_error
 
@@ -105,8 +106,14 @@ def load_job(
 def job_to_dict(job: TrainingJob) -> dict[str, Any]:
     """The job as plain data, leaving out defaults but keeping every discriminator."""
     data = job.model_dump(mode="json", exclude_defaults=True)
-    data["model"] = job.model.model_dump(mode="json", exclude_defaults=True)
-    data["model"]["pretrained_model_name_or_path"] = job.model.pretrained_model_name_or_path
+    model = job.model.model_dump(mode="json", exclude_defaults=True)
+    model.pop("family", None)  # each section's default is its own family: say it unless sd15
+    head: dict[str, Any] = {
+        "pretrained_model_name_or_path": job.model.pretrained_model_name_or_path
+    }
+    if job.model.family != DEFAULT_FAMILY:
+        head["family"] = job.model.family
+    data["model"] = {**head, **model}
     data.setdefault("dataset", {})
     data["network"] = {"algo": job.network.algo, **data.get("network", {})}
     data["optimizer"] = {"type": job.optimizer.type, **data.get("optimizer", {})}

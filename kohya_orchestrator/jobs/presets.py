@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, PresetNotFound, Problem
-from ..models.family import DEFAULT_FAMILY, FAMILIES
+from ..models.family import DEFAULT_FAMILY, FAMILIES, profile
 from .epochs import EpochChoice, StepTarget, epochs_from_data, length_setter, step_target
 from .layers import Layer, compose_layers, parse_set_overrides
 from .loading import read_toml, validate_job
@@ -55,7 +55,7 @@ __all__ = [
 PRESET_ONLY_KEYS = ("extends", "overlay", "for_family", "epochs_from_data")
 """Top-level keys a preset file may have that are not part of the job format."""
 
-VRAM_TIERS = (8, 12, 24)
+VRAM_TIERS = (8, 12, 16, 24)
 
 
 def presets_dir() -> Path:
@@ -387,6 +387,21 @@ def compose_preset(
     )
 
 
+def _family_of_file(name: str, model: Path) -> str | None:
+    """The family a U-Net preset switches to for this model file (an SDXL checkpoint given to
+    an SD 1.5 preset); None to keep the preset's. The DiT presets name their families' own
+    files, so a file of another family is left to the path check, which says so."""
+    from .model_file import detect_family
+
+    if not model.exists():
+        return None
+    found = detect_family(model).family
+    own = _family(preset_layers(name))
+    if found is None or found == own:
+        return None
+    return found if profile(found).hub_ids and profile(own).hub_ids else None
+
+
 def preset_job(
     name: str,
     *,
@@ -434,6 +449,9 @@ def preset_job(
         warnings = problems
     if model is not None:
         options["model"] = {"pretrained_model_name_or_path": str(model)}
+        found = _family_of_file(name, Path(model))
+        if found is not None:
+            options["model"]["family"] = found
     if output is not None:
         options["training"] = {"output_dir": str(output)}
     user = [Layer(options_label, options, cwd)] if options else []

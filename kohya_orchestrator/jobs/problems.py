@@ -35,7 +35,7 @@ def _unwrap(annotation: Any) -> list[Any]:
 
 def _tags(model: type[BaseModel]) -> set[str]:
     tags = {model.__name__}
-    for key in ("algo", "kind"):
+    for key in ("algo", "kind", "family"):
         f = model.model_fields.get(key)
         if f is not None:
             tags |= {str(a) for a in get_args(f.annotation)}
@@ -164,6 +164,13 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str | None]:
         hint = _did_you_mean(str(t), ALGOS)
         allowed = "allowed: " + ", ".join(ALGOS)
         return f"unknown algo {_describe(t)}", f"{hint} {allowed}" if hint else allowed
+    if kind == "unknown_family":
+        from ..models.family import FAMILIES
+
+        t = value.get("family") if isinstance(value, Mapping) else value
+        hint = _did_you_mean(str(t), FAMILIES)
+        allowed = "allowed: " + ", ".join(FAMILIES)
+        return f"unknown value {_describe(t)}", f"{hint} {allowed}" if hint else allowed
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}", None
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
@@ -226,6 +233,8 @@ def problems_from_validation_error(
             path = f"{path}.type"
         elif err["type"] == "unknown_algo":
             path = f"{path}.algo"
+        elif err["type"] == "unknown_family":
+            path = f"{path}.family"
         problems.append(Problem(path, message, hint))
     if provenance:
         problems = [_with_origin(p, provenance) for p in problems]

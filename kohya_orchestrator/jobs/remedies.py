@@ -60,7 +60,7 @@ def memory_remedies(job: TrainingJob) -> list[Remedy]:
     if "te_cache" in family_remedies and not t.cache_text_encoder_outputs:
         out.append(
             Remedy(
-                "U-Net only with cached text-encoder outputs (SDXL)",
+                "U-Net only with cached text-encoder outputs",
                 {
                     "network.network_train_unet_only": True,
                     "training.cache_text_encoder_outputs": True,
@@ -81,5 +81,13 @@ def memory_remedies(job: TrainingJob) -> list[Remedy]:
             )
         )
     if not t.fp8_base and t.mixed_precision != "no" and "fp8_base" in family_remedies:
-        out.append(Remedy("base model in fp8 (SDXL)", {"training.fp8_base": True}))
+        out.append(Remedy("base model in fp8", {"training.fp8_base": True}))
+    swap = profile(job.model.family).swap_blocks
+    if "blocks_to_swap" in family_remedies and not getattr(job.model, "blocks_to_swap", None):
+        out.append(
+            Remedy(
+                f"swap {swap} DiT blocks to the CPU (slower; more saves more)",
+                {"model.blocks_to_swap": swap},
+            )
+        )
     return out

@@ -171,6 +171,21 @@ class LoraNetwork(_NetworkCommon, _LoraPlus):
     block_lr_zero_threshold: Annotated[
         float | None, Field(ge=0, description="Blocks at or below this LR weight are not created.")
     ] = None
+    train_blocks: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="FLUX.1/Chroma: all, single or double; Lumina: all, transformer, "
+            "refiners, noise_refiner or context_refiner (network_args).",
+        ),
+    ] = None
+    split_qkv: Annotated[
+        bool, Field(description="FLUX.1/SD3/Lumina/HunyuanImage: separate q, k, v LoRAs.")
+    ] = False
+    train_t5xxl: Annotated[bool, Field(description="FLUX.1/SD3: also train T5-XXL.")] = False
+    train_llm_adapter: Annotated[bool, Field(description="Anima: also train the LLM adapter.")] = (
+        False
+    )
 
 
 class _LycorisCommon(_NetworkCommon, _LoraPlus):

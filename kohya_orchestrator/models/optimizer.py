@@ -40,8 +40,13 @@ class _OptimizerCommon(StrictModel):
         float | None, Field(ge=0, description="U-Net LR; defaults to learning_rate (--unet_lr).")
     ] = None
     text_encoder_lr: Annotated[
-        float | None,
-        Field(ge=0, description="Text-encoder LR; 0 freezes it (--text_encoder_lr)."),
+        Annotated[float, Field(ge=0)]
+        | Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1, max_length=3)]
+        | None,
+        Field(
+            description="Text-encoder LR; 0 freezes it (--text_encoder_lr). FLUX.1 takes one per "
+            "text encoder [CLIP-L, T5], SD3 [CLIP-L, CLIP-G, T5]."
+        ),
     ] = None
     max_grad_norm: Annotated[
         float | None,

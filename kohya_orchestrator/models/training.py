@@ -108,7 +108,17 @@ class TrainingConfig(StrictModel):
         bool, Field(description="Keep the latent cache on disk beside the images.")
     ] = False
     cache_text_encoder_outputs: Annotated[
-        bool, Field(description="SDXL: cache text-encoder outputs; needs U-Net-only training.")
+        bool,
+        Field(
+            description="SDXL and the DiT families: cache text-encoder outputs; needs "
+            "U-Net-only training."
+        ),
+    ] = False
+    cache_text_encoder_outputs_to_disk: Annotated[
+        bool,
+        Field(
+            description="Keep the text-encoder cache on disk (needs cache_text_encoder_outputs)."
+        ),
     ] = False
     vae_batch_size: Annotated[
         int | None, Field(ge=1, description="Batch size when caching latents.")

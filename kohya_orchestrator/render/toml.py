@@ -147,6 +147,11 @@ def network_args(job: TrainingJob, paths: RenderPaths | None = None) -> list[str
             ("mid_lr_weight", n.mid_lr_weight),
             ("up_lr_weight", n.up_lr_weight),
             ("block_lr_zero_threshold", n.block_lr_zero_threshold),
+            # the DiT families' LoRA modules (networks/lora_flux.py, lora_sd3.py, ...)
+            ("train_blocks", n.train_blocks),
+            ("split_qkv", n.split_qkv),
+            ("train_t5xxl", n.train_t5xxl),
+            ("train_llm_adapter", n.train_llm_adapter),
         ]
     else:
         # LyCORIS (ly:lycoris/kohya.py). Its booleans are str_bool ("anything but 'false' is
@@ -186,7 +191,7 @@ def network_args(job: TrainingJob, paths: RenderPaths | None = None) -> list[str
 
 def _network_section(job: TrainingJob, paths: RenderPaths) -> dict[str, Any]:
     n = job.network
-    module = LORA_MODULE if isinstance(n, LoraNetwork) else LYCORIS_MODULE
+    module = job.model.profile.lora_module if isinstance(n, LoraNetwork) else LYCORIS_MODULE
     dim = getattr(n, "network_dim", None)
     alpha = getattr(n, "network_alpha", None)
     section = _compact(
@@ -317,6 +322,7 @@ _DATASET_ARG_KEYS = (
     "cache_latents",
     "cache_latents_to_disk",
     "cache_text_encoder_outputs",
+    "cache_text_encoder_outputs_to_disk",
     "vae_batch_size",
     "max_data_loader_n_workers",
     "persistent_data_loader_workers",
@@ -327,18 +333,7 @@ _LOGGING_KEYS = ("logging_dir", "log_with", "log_prefix")
 def training_config_dict(job: TrainingJob, paths: RenderPaths) -> dict[str, dict[str, Any]]:
     """The training config as sectioned dicts (what render_training_toml writes)."""
     m, t, s = job.model, job.training, job.sampling
-    model = _compact(
-        [
-            ("pretrained_model_name_or_path", m.pretrained_model_name_or_path),
-            ("v2", m.v2),
-            ("v_parameterization", m.v_parameterization),
-            ("clip_skip", m.clip_skip),
-            ("vae", m.vae),
-            ("tokenizer_cache_dir", m.tokenizer_cache_dir),
-            ("max_token_length", m.max_token_length),
-            ("no_half_vae", m.no_half_vae),
-        ]
-    )
+    model = m.sd_args()  # the family's section, under sd-scripts' names
     dataset = {"dataset_config": paths.dataset_config}
     dataset.update(_compact((k, getattr(t, k)) for k in _DATASET_ARG_KEYS))
     training = _compact((k, getattr(t, k)) for k in _TRAINING_KEYS)

@@ -11,9 +11,17 @@ import pytest
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.errors import PresetNotFound
+from kohya_orchestrator.jobs.checks import check_paths
 from kohya_orchestrator.jobs.layers import Layer, compose_layers
 from kohya_orchestrator.jobs.loading import validate_job
-from kohya_orchestrator.jobs.presets import list_presets, preset_layers, presets_dir
+from kohya_orchestrator.jobs.presets import (
+    VRAM_TIERS,
+    list_presets,
+    preset_job,
+    preset_layers,
+    presets_dir,
+    vram_overlay,
+)
 from kohya_orchestrator.render.toml import RenderPaths, render_job
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,3 +112,19 @@ def test_presets_load_from_an_installed_wheel(tmp_path: Path, built_wheel: Path)
     first, second = proc.stdout.splitlines()[:2]
     assert first == str(site / "kohya_orchestrator" / "_presets")
     assert "oilpaint" in second
+
+
+@pytest.mark.parametrize("gb", [None, *VRAM_TIERS])
+@pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("vram-")])
+def test_every_shipped_preset_validates_as_shipped(name: str, gb: int | None) -> None:
+    # Hub ids pass; a placeholder (<flux1-dev.safetensors>) is a warning for validate, never an
+    # error, and an error before a launch.
+    overlays = [vram_overlay(gb)] if gb else []
+    job = preset_job(name, data=REPO / "docs" / "examples" / "img", overlays=overlays).job
+    found = check_paths(job, placeholders="warning")
+    assert [p for p in found if p.severity == "error"] == []
+    placeholders = [p for p in found if "placeholder" in p.message]
+    assert all(p.severity == "warning" for p in found)
+    if not job.model.profile.hub_ids:
+        assert placeholders, "a DiT preset names its files as placeholders"
+        assert all(p.severity == "error" for p in check_paths(job))

@@ -14,12 +14,14 @@ import pytest
 
 from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models.family import DEFAULT_FAMILY, FAMILIES, Family, profile
+from kohya_orchestrator.models.model import MODEL_SECTIONS
 
 PACKAGE = Path(__file__).resolve().parents[2] / "kohya_orchestrator"
 # Where a family name is data, not a switch: measured LyCORIS evidence (which family a row was
 # tested on) and the kohya_ss GUI's own field names ("sdxl" is a GUI checkbox key).
 ALLOWED = {
     "models/family.py": "the profiles themselves",
+    "models/model.py": "each family's [model] section is tagged with its name (the union)",
     "environment/lycoris_table.py": "rows say which family each measurement was made on",
     "environment/lycoris.py": "describe_lycoris looks up the row measured on sd15",
     "jobs/gui_fields.py": "'sdxl' is the name of a kohya_ss GUI field",
@@ -28,6 +30,9 @@ ALLOWED = {
 
 def test_the_family_literal_and_the_profiles_agree() -> None:
     assert set(get_args(Family)) == set(FAMILIES)
+    assert set(MODEL_SECTIONS) == set(FAMILIES)
+    for name, section in MODEL_SECTIONS.items():
+        assert section.model_fields["family"].default == name
     assert DEFAULT_FAMILY in FAMILIES
     assert all(name == p.name for name, p in FAMILIES.items())
 
@@ -38,7 +43,9 @@ def test_each_profile_is_consistent(name: str) -> None:
     assert p.script.endswith("train_network.py")
     assert p.default_resolution % p.bucket_step == 0
     assert p.base_model_versions and all(v for v in p.base_model_versions)
-    assert set(p.memory_remedies) <= {"te_cache", "fp8_base"}
+    assert set(p.memory_remedies) <= {"te_cache", "fp8_base", "blocks_to_swap"}
+    assert ("blocks_to_swap" in p.memory_remedies) <= (p.swap_blocks > 0)
+    assert ("blocks_to_swap" in p.memory_remedies) <= ("blocks_to_swap" in p.only_args)
     assert ("te_cache" in p.memory_remedies) <= p.caches_text_encoder_outputs
 
 

@@ -99,7 +99,7 @@ class TestCaching:
     def test_te_cache_needs_sdxl_unet_only_no_shuffle(self) -> None:
         data = job(training={"cache_text_encoder_outputs": True}, dataset={"shuffle_caption": True})
         found = problems(data)
-        assert "only SDXL" in found["training.cache_text_encoder_outputs"]
+        assert "Stable Diffusion 1.x cannot cache" in found["training.cache_text_encoder_outputs"]
         assert "dataset.shuffle_caption" in found
 
     def test_te_cache_ok(self) -> None:

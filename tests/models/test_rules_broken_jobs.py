@@ -366,7 +366,10 @@ class TestWarningsMore:
     def test_sdxl_clip_skip(self) -> None:
         data = job(model={"family": "sdxl", "clip_skip": 2})
         (w,) = warnings_at(data, "model.clip_skip")
-        assert (w.message, w.hint) == ("SDXL ignores clip_skip", "remove model.clip_skip")
+        assert (w.message, w.hint) == (
+            "Stable Diffusion XL ignores clip_skip",
+            "remove model.clip_skip",
+        )
 
     def test_sd15_clip_skip_is_quiet(self) -> None:
         assert warnings_at(job(model={"clip_skip": 2}), "model.clip_skip") == []

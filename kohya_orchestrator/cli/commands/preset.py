@@ -59,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=int,
         choices=(8, 12, 24),
         metavar="GB",
-        help="lay the memory overlay for this card over the preset: 8, 12 or 24 (vram-<GB>gb)",
+        help="lay the memory overlay for this card over the preset: 8, 12, 16 or 24 (vram-<GB>gb)",
     )
     parser.add_argument(
         "--overlay",

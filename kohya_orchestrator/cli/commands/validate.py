@@ -51,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from .._common import load_job_from_args, require_no_problems
 
     job = load_job_from_args(args)
-    problems: list[Problem] = [] if args.no_paths else check_paths(job)
-    warnings = job_warnings(job) + network_guidance(job)
+    found = [] if args.no_paths else check_paths(job, placeholders="warning")
+    problems: list[Problem] = [p for p in found if p.severity == "error"]
+    warnings = [p for p in found if p.severity != "error"]
+    warnings += job_warnings(job) + network_guidance(job)
     install = explicit_install(Path(args.sd_scripts) if args.sd_scripts else None)
     if install is not None:  # only when pointed at one: validate stays fast
         versions = probe_package_versions(install, ("lycoris-lora",))

@@ -14,6 +14,7 @@ from ...errors import Problem
 from .base import JobView, Rule
 from .dataset import check_buckets, check_dataset_shape, warn_dataset
 from .extra_args import check_extra_args
+from .family import check_family
 from .lr_weights import check_lr_weights, warn_lr_weights
 from .model import warn_model
 from .network import check_network, warn_network
@@ -35,6 +36,7 @@ __all__ = [
     "check_caching",
     "check_dataset_shape",
     "check_extra_args",
+    "check_family",
     "check_job",
     "check_length",
     "check_lr_weights",
@@ -64,6 +66,7 @@ _CHECKS: tuple[Rule, ...] = (
     check_noise_and_loss,
     check_dataset_shape,
     check_buckets,
+    check_family,
     check_network,
     check_lr_weights,
     check_optimizer,

@@ -37,6 +37,8 @@ def _values(text: str) -> list[str]:
 
 def _counts(job: JobView) -> dict[str, int]:
     p = profile(job.model.family)
+    if p.lr_weight_blocks is None or p.lr_weight_mid_blocks is None:
+        return {}  # the family's LoRA module has no block LR weights: check_family refuses them
     return {
         "down_lr_weight": p.lr_weight_blocks,
         "mid_lr_weight": p.lr_weight_mid_blocks,

@@ -13,11 +13,15 @@ __all__ = ["warn_model"]
 
 def warn_model(job: JobView) -> Iterator[Problem]:
     m = job.model
-    if profile(m.family).warn_v_parameterization and m.v_parameterization:
+    if profile(m.family).warn_v_parameterization and getattr(m, "v_parameterization", False):
         yield Problem(
             "model.v_parameterization",
             "SD 1.5 models predict noise, not v",
             "remove it unless your model is a v-prediction fine-tune",
         )
-    if not profile(m.family).uses_clip_skip and m.clip_skip is not None:
-        yield Problem("model.clip_skip", "SDXL ignores clip_skip", "remove model.clip_skip")
+    if not profile(m.family).uses_clip_skip and getattr(m, "clip_skip", None) is not None:
+        yield Problem(
+            "model.clip_skip",
+            f"{profile(m.family).title} ignores clip_skip",
+            "remove model.clip_skip",
+        )

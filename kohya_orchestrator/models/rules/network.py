@@ -20,8 +20,8 @@ def check_network(job: JobView) -> Iterator[Problem]:
             "network_train_unet_only and network_train_text_encoder_only are both on",
             "keep one",
         )
-    if isinstance(n, LoraNetwork):
-        expected = profile(job.model.family).lora_blocks
+    expected = profile(job.model.family).lora_blocks
+    if isinstance(n, LoraNetwork) and expected is not None:  # else check_family refuses them
         pairs = (("block_dims", "block_alphas"), ("conv_block_dims", "conv_block_alphas"))
         for dims_key, alphas_key in pairs:
             dims, alphas = getattr(n, dims_key), getattr(n, alphas_key)

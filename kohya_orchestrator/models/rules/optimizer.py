@@ -152,7 +152,8 @@ def check_optimizer(job: JobView) -> Iterator[Problem]:
 def warn_adaptive(job: JobView) -> Iterator[Problem]:
     o = job.optimizer
     if o.type in ADAPTIVE_OPTIMIZERS:
-        lrs = {lr for lr in (o.unet_lr, o.text_encoder_lr) if lr}
+        te = o.text_encoder_lr if isinstance(o.text_encoder_lr, list) else [o.text_encoder_lr]
+        lrs = {lr for lr in (o.unet_lr, *te) if lr}
         if len(lrs) > 1 or (lrs and lrs != {o.learning_rate}):
             yield Problem(
                 "optimizer.unet_lr",

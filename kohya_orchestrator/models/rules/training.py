@@ -79,11 +79,17 @@ def check_caching(job: JobView) -> Iterator[Problem]:
                         f"{key} changes the image every step, so latents cannot be cached",
                         f"set training.cache_latents = false, or remove {key}",
                     )
+    if t.cache_text_encoder_outputs_to_disk and not t.cache_text_encoder_outputs:
+        yield Problem(
+            "training.cache_text_encoder_outputs_to_disk",
+            "a disk cache of text-encoder outputs needs cache_text_encoder_outputs",
+            "also set training.cache_text_encoder_outputs = true",
+        )
     if t.cache_text_encoder_outputs:
         if not profile(job.model.family).caches_text_encoder_outputs:
             yield Problem(
                 "training.cache_text_encoder_outputs",
-                f"only SDXL can cache text-encoder outputs (family is {job.model.family})",
+                f"{profile(job.model.family).title} cannot cache text-encoder outputs",
                 "remove training.cache_text_encoder_outputs",
             )
         if not job.network.network_train_unet_only:
@@ -123,7 +129,7 @@ def check_noise_and_loss(job: JobView) -> Iterator[Problem]:
             "adaptive_noise_scale needs noise_offset",
             "set training.noise_offset (e.g. 0.05) or remove adaptive_noise_scale",
         )
-    if t.scale_v_pred_loss_like_noise_pred and not job.model.v_parameterization:
+    if t.scale_v_pred_loss_like_noise_pred and not getattr(job.model, "v_parameterization", False):
         yield Problem(
             "training.scale_v_pred_loss_like_noise_pred",
             "only applies to v-prediction models",
