@@ -173,6 +173,18 @@ class LoraInfo(LenientModel):
         return self.algo not in NO_DIM_ALGOS
 
     @property
+    def family(self) -> str | None:
+        """The model family it was trained on, from ``ss_base_model_version`` (the prefixes
+        each family's script writes: ``sd_v1``, ``sdxl_base_v1-0``, ``flux1``, ``chroma``, ...)."""
+        from ..models.family import FAMILIES
+
+        version = self.base_model_version or ""
+        for p in FAMILIES.values():
+            if version and version.startswith(p.base_model_versions):
+                return p.name
+        return None
+
+    @property
     def total_images(self) -> int | None:
         """Training images times repeats (``ss_num_train_images``)."""
         return self.num_train_images

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 from ..models.base import LenientModel
+from ..models.family import FAMILIES
 from .lora_header import TensorInfo
 
 __all__ = [
@@ -161,13 +162,16 @@ def tensor_summary(tensors: Mapping[str, TensorInfo]) -> dict[str, Any]:
 
 
 def _part(module: str) -> str:
-    # sd-scripts prefixes: lora_te_ (SD1/2), lora_te1_/lora_te2_ (SDXL), lora_unet_; LyCORIS and
-    # OFT use the same with their own first word (oft_unet_).
+    # sd-scripts prefixes: lora_te_ (SD1/2), lora_te1_/lora_te2_ (SDXL; FLUX.1 CLIP-L), lora_te3_
+    # (T5-XXL of FLUX.1/SD3), lora_unet_ (the U-Net or DiT); LyCORIS and OFT use the same with
+    # their own first word (oft_unet_).
     body = module.split("_", 1)[1] if "_" in module else module
     if body.startswith(("te1_", "te_")):
         return "text_encoder"
     if body.startswith("te2_"):
         return "text_encoder_2"
+    if body.startswith("te3_"):
+        return "text_encoder_3"
     if body.startswith("unet_"):
         return "unet"
     return "other"
@@ -191,7 +195,7 @@ def read_algo(module: str | None, args: Mapping[str, str | None]) -> str | None:
         # job model does.
         algo = (args.get("algo") or "lora").lower()
         return "locon" if algo == "lora" else algo
-    if module in ("networks.lora", "networks.lora_sd3", "networks.lora_flux"):
+    if module in {p.lora_module for p in FAMILIES.values()}:  # each family's own LoRA module
         return "lora"
     if module.startswith("networks.dylora"):
         return "dylora"

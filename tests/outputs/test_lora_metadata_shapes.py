@@ -83,6 +83,10 @@ def test_unknown_tensors_infer_nothing(tmp_path: Path) -> None:
     ("module", "algo"),
     [
         ("networks.lora_flux", "lora"),
+        ("networks.lora_sd3", "lora"),
+        ("networks.lora_lumina", "lora"),
+        ("networks.lora_hunyuan_image", "lora"),
+        ("networks.lora_anima", "lora"),
         ("networks.dylora", "dylora"),
         ("networks.oft_flux", "oft"),
         ("my_pkg.custom_net", "custom_net"),
@@ -162,3 +166,43 @@ def test_timestamps_out_of_range_are_none() -> None:
     )
     assert info.training_started_at is None and info.training_finished_at is None
     assert info.training_time_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("version", "family"),
+    [
+        ("sd_v1", "sd15"),
+        ("sd_v2", "sd2"),
+        ("sdxl_base_v1-0", "sdxl"),
+        ("flux1", "flux"),
+        ("chroma", "chroma"),
+        ("5-large", "sd3"),
+        ("medium", "sd3"),
+        ("lumina2", "lumina"),
+        ("hunyuan-image-2.1", "hunyuan_image"),
+        ("anima", "anima"),
+        ("something_else", None),
+    ],
+)
+def test_the_family_comes_from_ss_base_model_version(version: str, family: str | None) -> None:
+    # the values each family's script writes (train_network.py:1027 with its load_target_model)
+    assert lora_info_from_metadata({"ss_base_model_version": version}).family == family
+
+
+def test_t5_lora_keys_are_their_own_part(tmp_path: Path) -> None:
+    header = {
+        "lora_te3_encoder_block_0_layer_0_SelfAttention_q.lora_down.weight": {
+            "dtype": "F16",
+            "shape": [4, 64],
+            "data_offsets": [0, 512],
+        },
+        "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": {
+            "dtype": "F16",
+            "shape": [4, 64],
+            "data_offsets": [512, 1024],
+        },
+    }
+    blob = json.dumps(header).encode()
+    path = tmp_path / "flux_lora.safetensors"
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(1024))
+    assert inspect_lora(path).modules == {"text_encoder_3": 1, "unet": 1}

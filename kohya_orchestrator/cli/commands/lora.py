@@ -112,7 +112,8 @@ def _lines(info: LoraInfo, tags: int) -> list[tuple[str, str]]:
         rows.append(("modules", ", ".join(f"{k} {v}" for k, v in info.modules.items())))
     base = [info.base_model_name or "?"]
     if info.base_model_version:
-        base.append(info.base_model_version)
+        family = info.family
+        base.append(info.base_model_version + (f" (family {family})" if family else ""))
     if info.base_model_hash:
         base.append(f"hash {info.base_model_hash}")
     if info.base_model_sha256:
