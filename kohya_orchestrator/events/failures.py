@@ -76,6 +76,29 @@ FAILURE_RULES: tuple[FailureRule, ...] = (
         scope="exception",
     ),
     FailureRule(
+        category="model_weights",
+        # A model file lacking tensors its family's loader needs: torch's strict load_state_dict
+        # (transformers models), sd-scripts' own check (library/anima_models.py) or a module
+        # left on the meta device by an assign-load (library/lumina_util.py); captured in the
+        # lab with shrunk DiT checkpoints.
+        pattern=re.compile(
+            r"Error\(s\) in loading state_dict for (?P<model>\w+)|Missing keys in checkpoint"
+            r"|Cannot copy out of meta tensor"
+        ),
+        remedy=(
+            "A model file lacks weights its loader needs: it is not a complete checkpoint of the "
+            "job's family (another family, a pruned or partial file, or a text encoder or VAE "
+            "given for the wrong key). Check model.pretrained_model_name_or_path and each "
+            "component path (clip_l, t5xxl, ae, gemma2, text_encoder, qwen3, vae); "
+            "`validate` tells a checkpoint's family from its header."
+        ),
+        example=(
+            "RuntimeError: Missing keys in checkpoint: ['blocks.1.self_attn.q_proj.weight', "
+            "'blocks.1.self_attn.q_norm.weight']"
+        ),
+        scope="exception",
+    ),
+    FailureRule(
         category="fp16_no_gpu",
         pattern=re.compile(r"fp16 mixed precision requires a GPU"),
         remedy=(

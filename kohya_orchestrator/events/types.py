@@ -86,6 +86,7 @@ ErrorCategory = Literal[
     "fp16_no_gpu",
     "nan_loss",
     "config_not_found",
+    "model_weights",
     "interrupted",
     "launcher_failed",
     "logged_error",
