@@ -188,7 +188,21 @@ def check_before_launch(
 
     Uses ``environment.lycoris_version`` when a probe was given, else asks the install's Python
     (one short subprocess), unless ``probe`` is False. Returns only errors: a job that would fail.
+    First of all, the family's script must be in the install (an older sd-scripts has no
+    ``flux_train_network.py``).
     """
+    script = job.model.script
+    if not (install.sd_scripts_dir / script).is_file():
+        title = job.model.profile.title
+        return [
+            Problem(
+                "model.family",
+                f"{script} is not in this sd-scripts ({install.sd_scripts_dir}): it is older "
+                f"than {title} training",
+                "update sd-scripts (git pull in that folder, then its requirements) or make a "
+                "new install: python -m kohya_orchestrator install",
+            )
+        ]
     if isinstance(job.network, LoraNetwork):
         return []
     if environment is not None:

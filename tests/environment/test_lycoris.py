@@ -513,3 +513,20 @@ class TestValidate:
         monkeypatch.setenv("KOHYA_SD_SCRIPTS", str(sd_scripts))
         assert main(["validate", str(job_file), "--set", "network.algo=lora"]) == 0
         assert main(["validate", str(job_file)]) == 2
+
+
+def test_a_family_whose_script_the_install_lacks_is_refused(
+    tmp_path: Path, install: Install
+) -> None:
+    # the stand-in install has train_network.py only, like a kohya_ss from before FLUX.1
+    (tmp_path / "img" / "2_x").mkdir(parents=True)
+    flux = job(
+        {"algo": "lora"},
+        model={"family": "flux", "pretrained_model_name_or_path": str(tmp_path / "f.safetensors")},
+        dataset={"subsets": [{"image_dir": str(tmp_path / "img" / "2_x")}]},
+        training={"max_train_epochs": 1, "output_dir": str(tmp_path / "out"), "output_name": "n"},
+    )
+    (p,) = check_before_launch(flux, install, None, probe=False)
+    assert p.path == "model.family"
+    assert "flux_train_network.py is not in this sd-scripts" in p.message
+    assert "update sd-scripts" in (p.hint or "")
