@@ -99,6 +99,9 @@ class FamilyProfile:
     """The values the LoRA module's ``train_blocks`` takes (none: it has no such switch)."""
     script_args: tuple[tuple[str, str | bool], ...] = ()
     identifying_args: frozenset[str] = frozenset()
+    ignored_args: frozenset[str] = frozenset()
+    """Arguments the script's parser takes but its LoRA training never reads (Anima's per-layer
+    learning rates belong to ``anima_train.py``)."""
     modelspec: tuple[str, ...] = ()
     """``modelspec.architecture`` prefixes of its checkpoints (sd-scripts' sai_model_spec ARCH_*)."""
     pipelines: tuple[str, ...] = ()
@@ -160,6 +163,7 @@ def _dit(
     modelspec: tuple[str, ...] = (),
     pipelines: tuple[str, ...] = (),
     markers: tuple[tuple[str, ...], ...] = (),
+    ignored: set[str] | None = None,
 ) -> FamilyProfile:
     """A flow-matching (DiT) family: local files, its own LoRA module, no U-Net block tables."""
     return FamilyProfile(
@@ -186,6 +190,7 @@ def _dit(
         modelspec=modelspec,
         pipelines=pipelines,
         checkpoint_markers=markers,
+        ignored_args=frozenset(ignored or ()),
         hub_ids=False,
         uses_clip_skip=False,
         caches_text_encoder_outputs=True,
@@ -425,6 +430,15 @@ FAMILIES: dict[str, FamilyProfile] = {
             lora_args={"train_llm_adapter"},
             gui_checkbox="anima_checkbox",
             modelspec=("anima",),
+            # read only by anima_train.py (library/anima_train_utils.py); measured in the lab
+            ignored={
+                "self_attn_lr",
+                "cross_attn_lr",
+                "mlp_lr",
+                "mod_lr",
+                "llm_adapter_lr",
+                "llm_adapter_path",
+            },
             markers=(("llm_adapter.",), ("blocks.0.self_attn.", "t_embedder.")),
             remedies=("te_cache", "blocks_to_swap"),
             fp8_base=False,

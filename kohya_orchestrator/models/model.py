@@ -37,7 +37,7 @@ __all__ = [
 PATH_FIELDS: frozenset[str] = frozenset(
     {
         "pretrained_model_name_or_path", "vae", "tokenizer_cache_dir", "clip_l", "clip_g",
-        "t5xxl", "ae", "gemma2", "text_encoder", "byt5", "qwen3", "llm_adapter_path",
+        "t5xxl", "ae", "gemma2", "text_encoder", "byt5", "qwen3",
         "t5_tokenizer_path",
     }
 )  # fmt: skip
@@ -343,9 +343,6 @@ class AnimaModel(_FlowModel):
     family: Annotated[Literal["anima"], Field(description="Model family.")] = "anima"
     qwen3: Annotated[Path_, _path("Qwen3-0.6B text encoder (file or folder)", "qwen3")] = None
     vae: Annotated[Path_, _path("The VAE (.safetensors)", "vae")] = None
-    llm_adapter_path: Annotated[
-        Path_, _path("Separate LLM-adapter weights", "llm_adapter_path")
-    ] = None
     t5_tokenizer_path: Annotated[
         Path_,
         _path("T5 tokenizer folder (default: sd-scripts' configs/t5_old)", "t5_tokenizer_path"),
@@ -355,19 +352,6 @@ class AnimaModel(_FlowModel):
     ] = None
     t5_max_token_length: Annotated[
         TokenLength, Field(description="T5 token limit (default 512).")
-    ] = None
-    self_attn_lr: Annotated[
-        float | None, Field(ge=0, description="LR of self-attention layers; 0 freezes them.")
-    ] = None
-    cross_attn_lr: Annotated[
-        float | None, Field(ge=0, description="LR of cross-attention layers; 0 freezes them.")
-    ] = None
-    mlp_lr: Annotated[float | None, Field(ge=0, description="LR of MLP layers; 0 freezes.")] = None
-    mod_lr: Annotated[
-        float | None, Field(ge=0, description="LR of AdaLN modulation layers; 0 freezes.")
-    ] = None
-    llm_adapter_lr: Annotated[
-        float | None, Field(ge=0, description="LR of the LLM adapter; 0 freezes it.")
     ] = None
     attn_mode: Annotated[AttnMode | None, Field(description="Attention kernel.")] = None
     split_attn: Annotated[bool, Field(description="Split attention by batch (less memory).")] = (

@@ -86,3 +86,84 @@ def test_the_scan_finds_a_family_switch(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text('def f(job):\n    return job.model.family == "sdxl"\n', encoding="utf-8")
     assert _family_literals(bad) == [2]
+
+
+def _dit_job(family: str, **extra: object) -> dict:
+    return {
+        "model": {"family": family, "pretrained_model_name_or_path": "/m.safetensors"},
+        "dataset": {"subsets": [{"image_dir": "/d/10_a"}]},
+        "training": {"max_train_epochs": 1},
+        **extra,
+    }
+
+
+def test_anima_per_layer_lrs_do_nothing_in_its_lora_script_and_are_refused() -> None:
+    from kohya_orchestrator.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        validate_job(_dit_job("anima", extra_args={"self_attn_lr": 0.0}))
+    (p,) = info.value.problems
+    assert p.path == "extra_args.self_attn_lr" and "never reads it" in p.message
+
+
+def test_a_key_of_the_family_section_is_not_an_extra_arg() -> None:
+    from kohya_orchestrator.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        validate_job(_dit_job("flux", extra_args={"guidance_scale": 1.0}))
+    (p,) = info.value.problems
+    assert p.path == "extra_args.guidance_scale" and "model.guidance_scale" in (p.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("family", "network", "key"),
+    [
+        ("flux", {"algo": "loha"}, "network.algo"),
+        ("flux", {"algo": "lora", "block_dims": [4] * 25}, "network.block_dims"),
+        ("flux", {"algo": "lora", "train_blocks": "transformer"}, "network.train_blocks"),
+        ("sdxl", {"algo": "lora", "split_qkv": True}, "network.split_qkv"),
+        ("anima", {"algo": "lora", "conv_dim": 4}, "network.conv_dim"),
+    ],
+)
+def test_what_the_family_network_module_cannot_do_is_refused(
+    family: str, network: dict, key: str
+) -> None:
+    from kohya_orchestrator.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        validate_job(_dit_job(family, network=network))
+    assert key in [p.path for p in info.value.problems]
+
+
+def test_text_encoder_lrs_follow_the_module() -> None:
+    from kohya_orchestrator.errors import ConfigError
+
+    job = validate_job(_dit_job("sd3", optimizer={"type": "AdamW", "text_encoder_lr": [1e-5] * 3}))
+    assert job.optimizer.text_encoder_lr == [1e-5] * 3
+    with pytest.raises(ConfigError) as info:
+        validate_job(_dit_job("sdxl", optimizer={"type": "AdamW", "text_encoder_lr": [1e-5] * 2}))
+    assert "reads 1" in info.value.problems[0].message
+
+
+def test_fp8_base_where_the_script_turns_it_off_is_refused() -> None:
+    from kohya_orchestrator.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        validate_job(
+            _dit_job(
+                "hunyuan_image",
+                training={"max_train_epochs": 1, "fp8_base": True, "mixed_precision": "bf16"},
+            )
+        )
+    (p,) = info.value.problems
+    assert p.path == "training.fp8_base" and "model.fp8_scaled" in (p.hint or "")
+
+
+def test_chroma_renders_its_model_type_and_the_t5_mask() -> None:
+    from kohya_orchestrator.render.toml import RenderPaths, training_config_dict
+
+    job = validate_job(_dit_job("chroma"))
+    model = training_config_dict(job, RenderPaths("/r/dataset.toml"))["model_arguments"]
+    assert model["model_type"] == "chroma" and model["apply_t5_attn_mask"] is True
+    network = training_config_dict(job, RenderPaths("/r/dataset.toml"))["network_arguments"]
+    assert network["network_module"] == "networks.lora_flux"

@@ -16,6 +16,10 @@ def _modelled_keys(job: JobView) -> dict[str, str]:
     """Every key a section of the job format models -> that section (first section wins)."""
     out: dict[str, str] = {}
     for section, field in type(job).__pydantic_fields__.items():
+        if section == "model":  # the job's own family's section
+            for key in type(job.model).model_fields:
+                out.setdefault(key, section)
+            continue
         ann = field.annotation
         for model in getattr(ann, "__args__", (ann,)):
             for key in getattr(model, "model_fields", {}):
@@ -46,6 +50,13 @@ def check_extra_args(job: JobView) -> Iterator[Problem]:
                 where,
                 f"'{key}' is part of the job format",
                 f"set it as {modelled[key]}.{key} instead",
+            )
+        elif key in job.model.profile.ignored_args:
+            yield Problem(
+                where,
+                f"{job.model.script} parses '{key}' but never reads it (only the family's full "
+                "fine-tuning script does); it would have no effect",
+                "remove it",
             )
         elif key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
