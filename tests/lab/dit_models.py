@@ -1,0 +1,86 @@
+"""The DiT families' lab models: build them, then describe each as a job's ``[model]`` section.
+
+    python tests/lab/dit_models.py LAB [FAMILY ...]
+
+Runs the builders in the lab's venv (``make_random_dit.py``: FLUX.1, Chroma, SD3;
+``make_random_dit2.py``: Lumina, HunyuanImage, Anima) into ``LAB/models/<family>/`` and writes
+``LAB/models/<family>/lab-model.json`` beside each: ``model`` (the job's ``[model]`` keys for the
+files built, with short token limits so a CPU step stays cheap), ``trains`` (whether sd-scripts'
+loader takes the model: those that do not are kept to show the product's report of missing
+weights) and ``note``. ``tests/e2e/test_dit_e2e.py`` reads the manifests. Builders that need more
+than 2 GB run under ``flock /tmp/heavy.lock`` when ``flock`` exists. Idempotent: a family whose
+manifest exists is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+# family -> (builder, extra builder arguments, trains, extra [model] keys, note). Measured in the
+# lab on a 2-core CPU at 64 px (see docs/e2e-lab.md).
+DIT2: dict[str, tuple[list[str], bool, dict[str, Any], str]] = {
+    "anima": (
+        ["--full-anima-dit"],
+        True,
+        {"qwen3_max_token_length": 64, "t5_max_token_length": 64},
+        "full-size random DiT (2.09B), tiny Qwen3 folder, full VAE: trains (~3 s/step, 9.6 GiB)",
+    ),
+    "lumina": (
+        [],
+        False,
+        {"gemma2_max_token_length": 64},
+        "DiT block 0 of 26, Gemma2 layer 0 of 26: the loader builds the full 2B model and fails "
+        "(Cannot copy out of meta tensor)",
+    ),
+    "hunyuan_image": (
+        [],
+        False,
+        {},
+        "stub files (small tensors only): the strict Qwen2.5-VL load fails (Missing key(s))",
+    ),
+}
+
+
+def _locked(argv: list[str]) -> list[str]:
+    flock = shutil.which("flock")
+    return [flock, "/tmp/heavy.lock", *argv] if flock else argv
+
+
+def build_dit2(lab: Path, families: list[str]) -> None:
+    """Lumina, HunyuanImage and Anima through make_random_dit2.py."""
+    py = str(lab / "venv" / "bin" / "python")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    for family in families:
+        target = lab / "models" / family
+        if (target / "lab-model.json").is_file():
+            continue
+        extra, trains, keys, note = DIT2[family]
+        argv = [py, str(HERE / "make_random_dit2.py"), str(lab / "sd-scripts"), str(lab / "models"),
+                family, *extra]  # fmt: skip
+        if not (target / "args.json").is_file():  # args.json is written last
+            print("      $ " + " ".join(argv), flush=True)
+            subprocess.run(_locked(argv), check=True, cwd=lab / "sd-scripts", env=env)
+        args = json.loads((target / "args.json").read_text(encoding="utf-8"))
+        manifest = {"family": family, "trains": trains, "model": {**args, **keys}, "note": note}
+        tmp = target / "lab-model.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(target / "lab-model.json")
+
+
+def main(argv: list[str]) -> int:
+    lab = Path(argv[0]).expanduser().resolve()
+    families = argv[1:] or list(DIT2)
+    build_dit2(lab, [f for f in families if f in DIT2])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
