@@ -62,6 +62,7 @@ def test_a_dit_family_trains_through_the_product(
             **lab.get("training", {}),
         },
     )
+    data["model"] = {"family": family, **lab["model"]}  # not merged over the SD1.5 section
     data["dataset"]["batch_size"] = 1
     data["training"].pop("save_every_n_epochs")
     data["training"].pop("max_train_epochs")
