@@ -540,6 +540,9 @@ def build(
 ) -> None:
     """Build the named families and write each one's model.json (also the entry point for siblings)."""
     torch.manual_seed(SEED)
+    clip_l_tokenizer = ctx.tokcache / HF_CLIP_L  # every family here tokenizes with it
+    if not (clip_l_tokenizer / "vocab.json").exists():
+        raise SystemExit(f"{clip_l_tokenizer} is missing: build it with make_tokenizer.py")
     for name in names:
         info = families[name](ctx)
         (ctx.family_dir(name) / "model.json").write_text(json.dumps(info, indent=2) + "\n")
