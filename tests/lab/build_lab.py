@@ -5,10 +5,14 @@
 It is ``python -m kohya_orchestrator install`` (the same code: sd-scripts at the tested commit, a
 venv with CPU torch, sd-scripts' requirements, lycoris-lora, onnxruntime) into
 ``$KOHYA_E2E_DIR`` (default ``~/.cache/kohya_orchestrator/e2e``), plus what a test needs and no
-machine without a network has: an offline CLIP tokenizer (``tokcache/``), a random-weight
-full-size SD1.5 model (``models/sd15-random-diffusers/``) and a tiny captioned dataset
-(``data/img/2_oilpaint style/``). ``READY`` is written last and lists the versions. Idempotent:
-a rerun skips what is done (a few seconds). About 6 GB of disk.
+machine without a network has: offline CLIP tokenizers (``tokcache/``: CLIP ViT-L/14, and
+OpenCLIP bigG's for SDXL), random-weight full-size models (SD1.5:
+``models/sd15-random-diffusers/``; SDXL: ``models/sdxl-random.safetensors``) and a tiny
+captioned dataset (``data/img/2_oilpaint style/``), and the DiT families' models
+(``tests/lab/dit_models.py``). ``READY`` is written last and lists the versions. Idempotent: a
+rerun skips what is done (about 20 s). About 20 GB of disk; the SDXL and Anima steps need 10-15
+GB of memory for a minute (on a shared machine run the whole script alone, e.g. under
+``flock``).
 
 ``--from`` takes a git URL or a local git directory of kohya-ss/sd-scripts (default: GitHub; also
 read from ``$SD_SCRIPTS_GIT_DIR``). Torch: the CPU build from download.pytorch.org; where that
@@ -110,9 +114,25 @@ def main(argv: list[str] | None = None) -> int:
         model.parent.mkdir(parents=True, exist_ok=True)
         _run([py, str(HERE / "make_random_sd15.py"), str(tok), str(model)], env=env)
 
+    print("[lab] SDXL's second tokenizer (OpenCLIP bigG: CLIP's vocabulary, pad '!')", flush=True)
+    tok2 = lab / "tokcache" / "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k"
+    if not (tok2 / "tokenizer_config.json").is_file():
+        (wheel,) = (lab / "dl").glob("open_clip_torch-*.whl")
+        _run([py, str(HERE / "make_tokenizer.py"), str(wheel), str(tok2), "--pad", "!"], env=env)
+
+    print("[lab] random-weight SDXL model (15 GB of memory for a minute)", flush=True)
+    sdxl = lab / "models" / "sdxl-random.safetensors"
+    if not sdxl.is_file():
+        _run(
+            [py, str(HERE / "make_random_sdxl.py"), str(result.sd_scripts_dir), str(sdxl)], env=env
+        )
+
     print("[lab] tiny dataset", flush=True)
     if not (lab / "data" / "img" / "2_oilpaint style").is_dir():
         _run([py, str(HERE / "make_dataset.py"), str(lab / "data"), "64"])
+
+    print("[lab] DiT families: FLUX.1, Chroma, SD3, Lumina, HunyuanImage, Anima", flush=True)
+    _run([sys.executable, str(HERE / "dit_models.py"), str(lab)], env=env)
 
     ready = {
         "sd_scripts_commit": result.commit,
