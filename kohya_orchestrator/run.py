@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._version import __version__
 from .environment.discovery import Install, require_install
 from .environment.lycoris import check_before_launch
+from .environment.manifest import arguments_of
 from .environment.probe import Environment, probe_environment
 from .errors import ConfigError, Problem
 from .events import (
@@ -42,6 +43,7 @@ from .events import (
 )
 from .events import ResourceSample as ResourceSampleEvent
 from .events import read_events as read_events  # its old home: callers import it from here
+from .jobs.arguments import check_job_arguments
 from .jobs.checks import check_outputs, check_paths
 from .jobs.layers import resolve_relative_paths
 from .jobs.loading import validate_job
@@ -431,6 +433,8 @@ def start(
     job = absolute_job(job, Path.cwd())
     problems: list[Problem] = check_paths(job) + check_outputs(job)
     problems += check_before_launch(job, install, environment, probe=probe)  # LyCORIS traps
+    if not problems:  # the arguments the job renders, against the install's own parsers
+        problems += check_job_arguments(job, arguments_of(install, probe=probe)[0])
     if problems:
         raise ConfigError(problems, source=f"job {job.display_name}")
     run_dir = RunDir.create(Path(runs), job.display_name)

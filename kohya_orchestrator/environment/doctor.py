@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..models.family import FAMILIES
 from .lycoris import describe_lycoris
+from .manifest import ArgManifest
 from .probe import PACKAGES, Environment
 
-__all__ = ["Check", "CheckStatus", "diagnose"]
+__all__ = ["Check", "CheckStatus", "check_manifest", "diagnose"]
 
 CheckStatus = Literal["ok", "warn", "fail"]
 
@@ -275,3 +276,27 @@ def _check_paths(env: Environment) -> Check:
         status="ok",
         detail=f"spaces in {', '.join(spaced)} (fine here: arguments are never split by a shell)",
     )
+
+
+def check_manifest(manifest: ArgManifest | None, cached: bool, error: str | None) -> Check:
+    """The ``arguments`` verdict: which sd-scripts the jobs are checked against, and since when."""
+    if manifest is None:
+        return Check(
+            name="arguments",
+            status="warn",
+            detail=f"could not read the install's own arguments ({error}); jobs are checked "
+            "against the built-in list of sd-scripts 48d368fa",
+            fix="fix the probe's error above, then run doctor again",
+        )
+    counts = ", ".join(f"{name} {len(args)}" for name, args in sorted(manifest.scripts.items()))
+    when = f"read {manifest.made_at[:10]}" + (" (cached)" if cached else "")
+    detail = f"{manifest.label}: {counts} arguments; {when}"
+    if manifest.errors:
+        broken = "; ".join(f"{name}: {why}" for name, why in sorted(manifest.errors.items()))
+        return Check(
+            name="arguments",
+            status="warn",
+            detail=f"{detail}; could not build: {broken}",
+            fix="those families cannot train with this install until their imports work",
+        )
+    return Check(name="arguments", status="ok", detail=detail)

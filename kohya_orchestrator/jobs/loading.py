@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
+from ..models.arguments import Arguments
 from ..models.family import DEFAULT_FAMILY
 from .layers import Layer, compose_layers, parse_set_overrides
 from .problems import problems_from_validation_error
@@ -67,8 +68,14 @@ def validate_job(
     *,
     source: str | None = None,
     provenance: Mapping[str, str] | None = None,
+    arguments: Arguments | None = None,
 ) -> TrainingJob:
-    """Validate a composed dict into a TrainingJob, or raise ConfigError with every problem."""
+    """Validate a composed dict into a TrainingJob, or raise ConfigError with every problem.
+
+    ``arguments``: what the sd-scripts that will run the job accepts (``extra_args`` are checked
+    against it; ``environment.manifest.arguments_of`` reads an install's); default: the built-in
+    list of sd-scripts 48d368fa.
+    """
     if not isinstance(data, Mapping):
         raise ConfigError(
             [
@@ -82,7 +89,8 @@ def validate_job(
             source=source,
         )
     try:
-        return TrainingJob.model_validate(dict(data))
+        context = {"arguments": arguments} if arguments is not None else None
+        return TrainingJob.model_validate(dict(data), context=context)
     except ValidationError as exc:
         raise ConfigError(problems_from_validation_error(exc, provenance), source=source) from None
 
@@ -92,6 +100,7 @@ def load_job(
     *,
     overrides: Sequence[str] = (),
     base_layers: Sequence[Layer] = (),
+    arguments: Arguments | None = None,
 ) -> TrainingJob:
     """Read a job file, merge it over ``base_layers`` and under ``--set`` overrides, validate once."""
     path = Path(path)
@@ -100,7 +109,9 @@ def load_job(
     if overrides:
         layers.append(Layer("--set", parse_set_overrides(overrides), Path.cwd()))
     composed = compose_layers(layers)
-    return validate_job(composed.data, source=str(path), provenance=composed.provenance)
+    return validate_job(
+        composed.data, source=str(path), provenance=composed.provenance, arguments=arguments
+    )
 
 
 def job_to_dict(job: TrainingJob) -> dict[str, Any]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
+from .arguments import Arguments
 from .base import StrictModel
 from .dataset import DatasetConfig
 from .model import ModelConfig
@@ -61,8 +62,10 @@ class TrainingJob(StrictModel):
     ] = {}
 
     @model_validator(mode="after")
-    def check_rules(self) -> TrainingJob:
-        problems = check_job(self)
+    def check_rules(self, info: ValidationInfo) -> TrainingJob:
+        context = info.context if isinstance(info.context, dict) else {}
+        arguments = context.get("arguments")
+        problems = check_job(self, arguments if isinstance(arguments, Arguments) else None)
         if problems:
             raise RuleViolations(problems)
         return self

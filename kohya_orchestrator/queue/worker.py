@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..environment.discovery import Install, require_install
+from ..environment.manifest import arguments_of
 from ..environment.probe import Environment, probe_environment
 from ..errors import ConfigError, OrchestratorError, Problem
 from ..events import RunStatus, read_events
@@ -27,6 +28,7 @@ from ..jobs.loading import validate_job
 from ..jobs.remedies import Remedy, memory_remedies
 from ..launch.rundir import RunDir
 from ..models import TrainingJob
+from ..models.arguments import Arguments
 from ..render.command import LaunchOptions
 from ..run import RunResult, Watchdogs, start
 from ..sinks import EventSink
@@ -275,6 +277,9 @@ class QueueRunner:
     def _run_job(
         self, job: QueueJob, install: Install, environment: Environment | None
     ) -> tuple[JobStatus, str | None]:
+        # what this install accepts (its argument manifest, cached), so extra_args that only it has
+        # load here as they did at `queue add`
+        arguments = arguments_of(install, probe=self.probe)[0]
         try:
             data = self.queue.read_job(job)
             base: dict[str, Any] = {}
@@ -282,7 +287,7 @@ class QueueRunner:
             if job.resume_from:
                 base["training.resume"] = job.resume_from
                 kind = "resume"
-            plan_job = _build(data, base, job)
+            plan_job = _build(data, base, job, arguments)
         except ConfigError as exc:
             return JobStatus.FAILED, _one_line(exc)
         remedies = memory_remedies(plan_job)
@@ -292,7 +297,7 @@ class QueueRunner:
             overrides = dict(base)
             for remedy in applied:
                 overrides.update(remedy.overrides)
-            attempt_job = _build(data, overrides, job)
+            attempt_job = _build(data, overrides, job, arguments)
             set_aside = _set_aside_outputs(attempt_job, self.queue.attempts(job.id))
             n = self.queue.begin_attempt(
                 job,
@@ -334,7 +339,7 @@ class QueueRunner:
             oom = any(e.category == "oom" for e in result.errors)
             if not oom or retries_left <= 0:
                 return JobStatus.FAILED, result.reason
-            picked = _next_remedy(data, base, applied, remedies, job)
+            picked = _next_remedy(data, base, applied, remedies, job, arguments)
             if picked is None:
                 return JobStatus.FAILED, f"{result.reason} (no lighter plan left to try)"
             applied.append(picked)
@@ -394,12 +399,19 @@ def _one_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _build(data: dict[str, Any], overrides: dict[str, Any], job: QueueJob) -> TrainingJob:
+def _build(
+    data: dict[str, Any], overrides: dict[str, Any], job: QueueJob, arguments: Arguments
+) -> TrainingJob:
     layers = [Layer(f"queued job {job.id}", data)]
     if overrides:
         layers.append(Layer("queue retry plan", nest_overrides(overrides)))
     composed = compose_layers(layers)
-    return validate_job(composed.data, source=str(job.job_file), provenance=composed.provenance)
+    return validate_job(
+        composed.data,
+        source=str(job.job_file),
+        provenance=composed.provenance,
+        arguments=arguments,
+    )
 
 
 def _next_remedy(
@@ -408,6 +420,7 @@ def _next_remedy(
     applied: list[Remedy],
     remaining: list[Remedy],
     job: QueueJob,
+    arguments: Arguments,
 ) -> Remedy | None:
     """The next remedy in the fixed order that still gives a valid job (removed from the list)."""
     while remaining:
@@ -416,7 +429,7 @@ def _next_remedy(
         for r in [*applied, remedy]:
             overrides.update(r.overrides)
         try:
-            _build(data, overrides, job)
+            _build(data, overrides, job, arguments)
         except ConfigError:
             continue
         return remedy

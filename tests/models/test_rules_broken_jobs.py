@@ -268,7 +268,9 @@ class TestExtraArgsMore:
 
     def test_unknown_without_close_match(self) -> None:
         p = only(job(extra_args={"qqqqqqqq": 1}), "extra_args.qqqqqqqq")
-        assert p.hint == "check the name against sd-scripts' --help"
+        assert p.hint.startswith("check the name against train_network.py --help, or drop it;")
+        assert "built-in list of sd-scripts 48d368fa" in p.message
+        assert "--sd-scripts" in p.hint
 
 
 class TestModelValidators:

@@ -73,6 +73,11 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         help="limit for the probe, which imports torch (default: 120)",
     )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="read the install's training-script arguments again instead of using the cache",
+    )
     parser.set_defaults(func=run)
 
 
@@ -92,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kohya_orchestrator.environment.discovery import require_install
-    from kohya_orchestrator.environment.doctor import diagnose
+    from kohya_orchestrator.environment.doctor import check_manifest, diagnose
+    from kohya_orchestrator.environment.manifest import ManifestError, load_manifest
     from kohya_orchestrator.environment.probe import probe_environment
     from kohya_orchestrator.errors import SetupError
     from kohya_orchestrator.ui.messages import console
@@ -119,12 +125,30 @@ def run(args: argparse.Namespace) -> int:
         return 2
     environment = probe_environment(install, timeout_s=float(getattr(args, "timeout", 120.0)))
     checks = diagnose(environment)
+    manifest, cached, error = None, False, None
+    if environment.python_version is not None:
+        try:
+            manifest, cached = load_manifest(install, refresh=bool(getattr(args, "refresh", False)))
+        except ManifestError as exc:
+            error = str(exc)
+        checks.append(check_manifest(manifest, cached, error))
     failed = any(c.status == "fail" for c in checks)
     if getattr(args, "json", False):
         payload = {
             "install": install.model_dump(mode="json"),
             "environment": environment.model_dump(mode="json"),
             "checks": [c.model_dump(mode="json") for c in checks],
+            "arguments": None
+            if manifest is None
+            else {
+                "sd_scripts_commit": manifest.commit,
+                "commit_date": manifest.commit_date,
+                "made_at": manifest.made_at,
+                "cached": cached,
+                "scripts": {k: len(v) for k, v in manifest.scripts.items()},
+                "errors": manifest.errors,
+                "networks": list(manifest.networks),
+            },
             "ok": not failed,
         }
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")

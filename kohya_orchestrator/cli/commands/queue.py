@@ -86,6 +86,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=RAW,
     )
     add.add_argument("jobs", nargs="+", metavar="JOB.toml", help="job files")
+    add.add_argument(
+        "--sd-scripts",
+        metavar="PATH",
+        help="check the jobs against this install's own arguments (default: $KOHYA_SD_SCRIPTS "
+        "when set)",
+    )
     add_set_option(add)
     add_queue_option(add)
 
@@ -213,20 +219,23 @@ def _add(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from ...errors import ConfigError, Problem
+    from ...jobs.arguments import check_job_arguments
     from ...jobs.checks import check_outputs, check_paths
     from ...jobs.loading import load_job
     from ...queue import NewJob
     from ...ui.messages import console, hint, ok
-    from .._common import print_warnings
+    from .._common import install_arguments, print_warnings
 
+    _, arguments = install_arguments(args.sd_scripts, search=False)
     items: list[NewJob] = []
     problems: list[Problem] = []
     many = len(args.jobs) > 1
     for name in args.jobs:
         path = Path(name)
         try:
-            job = load_job(path, overrides=args.overrides)
+            job = load_job(path, overrides=args.overrides, arguments=arguments)
             found = check_paths(job) + check_outputs(job)
+            found += [] if arguments is None else check_job_arguments(job, arguments)
             if found:
                 raise ConfigError(found, source=str(path))
         except ConfigError as exc:

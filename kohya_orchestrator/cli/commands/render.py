@@ -27,6 +27,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--out", "-o", required=True, metavar="DIR", help="folder to write into")
     parser.add_argument("--force", action="store_true", help="replace files already in DIR")
     parser.add_argument("--no-paths", action="store_true", help="skip the checks that paths exist")
+    parser.add_argument(
+        "--sd-scripts",
+        metavar="PATH",
+        help="check the job against this install's own arguments first (default: "
+        "$KOHYA_SD_SCRIPTS when set)",
+    )
     add_set_option(parser)
     parser.set_defaults(func=run)
 
@@ -36,14 +42,23 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ...errors import ConfigError, Problem
+    from ...jobs.arguments import check_job_arguments
     from ...jobs.checks import check_paths
     from ...render.files import write_rendered
     from ...ui.messages import ok
-    from .._common import load_job_from_args, print_warnings, require_no_problems
+    from .._common import (
+        install_arguments,
+        load_job_from_args,
+        print_warnings,
+        require_no_problems,
+    )
 
-    job = load_job_from_args(args)
+    _, arguments = install_arguments(args.sd_scripts, search=False)
+    job = load_job_from_args(args, arguments)
+    problems = [] if arguments is None else check_job_arguments(job, arguments)
     if not args.no_paths:
-        require_no_problems(check_paths(job), args.job)
+        problems += check_paths(job)
+    require_no_problems(problems, args.job)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError([Problem("--out", f"not a folder: {out}", "give a folder path")])

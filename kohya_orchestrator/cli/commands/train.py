@@ -137,12 +137,14 @@ def run(args: argparse.Namespace) -> int:
     """Load, validate and train."""
     from pathlib import Path
 
-    from .._common import load_job_from_args, print_warnings
+    from .._common import install_arguments, load_job_from_args, print_warnings
 
-    job = load_job_from_args(args)
+    install, arguments = install_arguments(args.sd_scripts, search=True, probe=not args.no_probe)
+    job = load_job_from_args(args, arguments)
     print_warnings(job)
     return train_job(
         job,
+        install=install,
         sd_scripts=Path(args.sd_scripts) if args.sd_scripts else None,
         runs=Path(args.runs),
         gpus=args.gpus,

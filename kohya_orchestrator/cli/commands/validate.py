@@ -31,32 +31,34 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--sd-scripts",
         metavar="PATH",
-        help="also check the job against the lycoris-lora of this install (default: "
-        "$KOHYA_SD_SCRIPTS when set; no search, so validate stays fast)",
+        help="also check the job against this install: its own arguments (read once from its "
+        "parsers, then cached) and its lycoris-lora (default: $KOHYA_SD_SCRIPTS when set; no "
+        "search, so validate stays fast)",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate and report."""
-    from pathlib import Path
-
-    from ...environment.discovery import explicit_install
     from ...environment.lycoris import check_network_compat, network_guidance
     from ...environment.probe import probe_package_versions
     from ...errors import Problem
+    from ...jobs.arguments import check_job_arguments
     from ...jobs.checks import check_paths
     from ...models import job_warnings
     from ...ui.messages import ok, print_problems
-    from .._common import load_job_from_args, require_no_problems
+    from .._common import install_arguments, load_job_from_args, require_no_problems
 
-    job = load_job_from_args(args)
+    # only when pointed at an install: validate stays fast
+    install, arguments = install_arguments(args.sd_scripts, search=False)
+    job = load_job_from_args(args, arguments)
     found = [] if args.no_paths else check_paths(job, placeholders="warning")
     problems: list[Problem] = [p for p in found if p.severity == "error"]
     warnings = [p for p in found if p.severity != "error"]
     warnings += job_warnings(job) + network_guidance(job)
-    install = explicit_install(Path(args.sd_scripts) if args.sd_scripts else None)
-    if install is not None:  # only when pointed at one: validate stays fast
+    if arguments is not None:
+        problems += check_job_arguments(job, arguments)
+    if install is not None:
         versions = probe_package_versions(install, ("lycoris-lora",))
         if versions is not None:
             compat = check_network_compat(job, versions["lycoris-lora"], python=install.python)

@@ -11,6 +11,7 @@ through :class:`~.base.JobView`, so they never import the job model (which runs 
 from __future__ import annotations
 
 from ...errors import Problem
+from ..arguments import Arguments
 from .base import JobView, Rule
 from .dataset import check_buckets, check_dataset_shape, warn_dataset
 from .extra_args import check_extra_args
@@ -70,7 +71,6 @@ _CHECKS: tuple[Rule, ...] = (
     check_network,
     check_lr_weights,
     check_optimizer,
-    check_extra_args,
 )
 _WARNINGS: tuple[Rule, ...] = (
     warn_adaptive,
@@ -82,9 +82,14 @@ _WARNINGS: tuple[Rule, ...] = (
 )
 
 
-def check_job(job: JobView) -> list[Problem]:
-    """Every cross-field error in the job (empty when it is valid)."""
-    return [p for rule in _CHECKS for p in rule(job)]
+def check_job(job: JobView, arguments: Arguments | None = None) -> list[Problem]:
+    """Every cross-field error in the job (empty when it is valid).
+
+    ``arguments``: what the sd-scripts that will run the job accepts (``extra_args`` are checked
+    against it); the built-in list of sd-scripts 48d368fa when None.
+    """
+    problems = [p for rule in _CHECKS for p in rule(job)]
+    return problems + list(check_extra_args(job, arguments))
 
 
 def job_warnings(job: JobView) -> list[Problem]:

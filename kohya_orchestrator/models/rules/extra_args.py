@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Iterator
 
 from ...errors import Problem
-from ..sd_args import known_args
+from ..arguments import BUILTIN, ArgSpec, Arguments, check_value
 from .base import JobView
 
 __all__ = ["check_extra_args"]
@@ -32,8 +32,13 @@ def _modelled_keys(job: JobView) -> dict[str, str]:
 _SECRETS = {"wandb_api_key": "WANDB_API_KEY", "huggingface_token": "HF_TOKEN"}
 
 
-def check_extra_args(job: JobView) -> Iterator[Problem]:
-    known = known_args(job.model.family)
+def check_extra_args(job: JobView, arguments: Arguments | None = None) -> Iterator[Problem]:
+    """``arguments``: what the install that will run the job accepts (default: the built-in list)."""
+    source = arguments or BUILTIN
+    family = job.model.family
+    known = source.names(family)
+    if known is None:  # the install lacks the family's script: check_before_launch says so
+        known = BUILTIN.names(family) or frozenset()
     modelled = _modelled_keys(job)
     for key in job.extra_args:
         where = f"extra_args.{key}"
@@ -60,13 +65,16 @@ def check_extra_args(job: JobView) -> Iterator[Problem]:
             )
         elif key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
-            yield Problem(
-                where,
-                f"sd-scripts has no argument '{key}' for {job.model.family}; it would silently "
-                "ignore it",
+            hint = (
                 f"did you mean '{close[0]}'?"
                 if close
-                else "check the name against sd-scripts' --help",
+                else f"check the name against {job.model.script} --help, or drop it"
+            )
+            yield Problem(
+                where,
+                f"{source.label} has no argument '{key}' for {job.model.script}; sd-scripts would "
+                "silently ignore it",
+                f"{hint}; {source.fix}" if source.builtin else hint,
             )
         elif key in (
             "config_file",
@@ -82,3 +90,14 @@ def check_extra_args(job: JobView) -> Iterator[Problem]:
             "in_json",
         ):
             yield Problem(where, f"'{key}' is written by kohya_orchestrator", "remove it")
+        else:
+            spec = source.spec(family, key)
+            wrong = None if spec is None else check_value(spec, job.extra_args[key])
+            if wrong is not None:
+                yield Problem(where, f"{wrong} ({source.label})", _value_hint(spec))
+
+
+def _value_hint(spec: ArgSpec | None) -> str:
+    if spec is None or not spec.help:
+        return "see the script's --help"
+    return f"its help: {' '.join(spec.help.split())[:200]}"
