@@ -24,6 +24,7 @@ from ._version import __version__
 from .environment.discovery import Install, require_install
 from .environment.lycoris import check_before_launch
 from .environment.manifest import arguments_of
+from .environment.preflight import preflight
 from .environment.probe import Environment, probe_environment
 from .errors import ConfigError, Problem
 from .events import (
@@ -435,6 +436,10 @@ def start(
     problems += check_before_launch(job, install, environment, probe=probe)  # LyCORIS traps
     if not problems:  # the arguments the job renders, against the install's own parsers
         problems += check_job_arguments(job, arguments_of(install, probe=probe)[0])
+    if not problems and probe:  # the packages and the GPU this job needs
+        if environment is None:
+            environment = probe_environment(install)
+        problems += [p for p in preflight(job, install, environment) if p.severity == "error"]
     if problems:
         raise ConfigError(problems, source=f"job {job.display_name}")
     run_dir = RunDir.create(Path(runs), job.display_name)

@@ -23,7 +23,8 @@ CheckStatus = Literal["ok", "warn", "fail"]
 _REQUIRED_PACKAGES = ("accelerate", "diffusers", "transformers", "toml", "voluptuous")
 _OPTIONAL_USES = {
     "xformers": "--xformers attention",
-    "prodigyopt": "optimizer Prodigy",
+    "prodigyopt": "optimizer Prodigy, which the oilpaint, lokr-style and sdxl-* presets use; "
+    "doctor JOB says what a job needs",
 }
 _SUPPORTED_PYTHON = ((3, 10), (3, 12))
 

@@ -27,6 +27,7 @@ __all__ = [
     "GpuInfo",
     "parse_nvidia_smi",
     "probe_environment",
+    "probe_modules",
     "probe_package_versions",
 ]
 
@@ -276,6 +277,46 @@ def probe_package_versions(
     if problem:
         return None
     return {d: _opt_str(facts.get(d)) for d in dists}
+
+
+_MODULES_SCRIPT = r"""
+import importlib.util, json, sys
+out = {}
+for name in sys.argv[1:]:
+    try:
+        out[name] = importlib.util.find_spec(name) is not None
+    except Exception:
+        out[name] = False
+sys.stdout.write(__MARKER__ + json.dumps(out) + "\n")
+""".replace("__MARKER__", repr(_PROBE_MARKER))
+
+
+def probe_modules(
+    install: Install, modules: Sequence[str], timeout_s: float = 60
+) -> dict[str, bool] | None:
+    """Whether each top-level module can be imported by the install's Python (found, not imported).
+
+    One short subprocess in the sd-scripts folder (``importlib.util.find_spec``: nothing is
+    imported, so it stays fast). None when the interpreter could not be asked.
+    """
+    if not modules:
+        return {}
+    try:
+        done = subprocess.run(
+            [str(install.python), "-c", _MODULES_SCRIPT, *modules],
+            cwd=install.sd_scripts_dir,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    facts, problem = _parse_probe(done.stdout, done.stderr, done.returncode)
+    if problem:
+        return None
+    return {m: bool(facts.get(m)) for m in modules}
 
 
 def _opt_str(value: object) -> str | None:

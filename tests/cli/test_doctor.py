@@ -178,3 +178,50 @@ def test_add_parser() -> None:
     )
     help_text = sub.choices["doctor"].format_help()
     assert "python -m kohya_orchestrator doctor --sd-scripts ~/kohya_ss --json" in help_text
+
+
+def _job_file(folder: Path, optimizer: str, precision: str = "no") -> Path:
+    img = folder / "img" / "2_oilpaint style"
+    img.mkdir(parents=True, exist_ok=True)
+    path = folder / f"job-{optimizer.replace('.', '-')}-{precision}.toml"
+    path.write_text(
+        "[model]\npretrained_model_name_or_path = 'runwayml/stable-diffusion-v1-5'\n"
+        f"[dataset]\nsubsets = [{{image_dir = '{img}'}}]\n"
+        f"[optimizer]\ntype = '{optimizer}'\nlearning_rate = 1e-4\n"
+        f"[training]\nmax_train_epochs = 1\noutput_dir = '{folder / 'out'}'\n"
+        f"mixed_precision = '{precision}'\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_doctor_job_says_what_this_job_needs(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = isolated / "kohya_ss"
+    sd, python = make_gui_install(root)
+    monkeypatch.setattr(environment, "probe_environment", lambda i, timeout_s: lab_like(sd, python))
+
+    fine = _job_file(isolated, "AdamW")
+    assert doctor.run(namespace(sd_scripts=root, job=str(fine))) == 0
+    out = capsys.readouterr().out
+    assert "✓ job" in out
+    assert "the install has what it needs (no extra package; train_network.py)" in out
+
+    missing = _job_file(isolated, "no_such_module_q.Opt")
+    assert doctor.run(namespace(sd_scripts=root, job=str(missing))) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "⨯ job optimizer.type: optimizer no_such_module_q.Opt needs the 'no_such_module_q'" in out
+    )
+    assert f"fix: {python} -m pip install no_such_module_q" in out
+
+    gpu = _job_file(isolated, "AdamW", precision="fp16")
+    assert doctor.run(namespace(sd_scripts=root, job=str(gpu))) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "needs a GPU (mixed_precision = fp16), and torch 2.13.0+cpu is a CPU-only build" in out
+
+    broken = isolated / "broken.toml"
+    broken.write_text("[training]\nmax_train_epochs = 'x'\n", encoding="utf-8")
+    assert doctor.run(namespace(sd_scripts=root, job=str(broken))) == 1
+    assert "validate" in capsys.readouterr().out

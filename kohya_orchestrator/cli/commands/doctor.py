@@ -9,10 +9,14 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
     from kohya_orchestrator.environment.discovery import Install
     from kohya_orchestrator.environment.doctor import Check
+    from kohya_orchestrator.environment.manifest import ArgManifest
+    from kohya_orchestrator.environment.probe import Environment
 
 __all__ = ["add_parser", "run"]
 
@@ -50,6 +54,13 @@ def add_parser(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
+    )
+    parser.add_argument(
+        "job",
+        nargs="?",
+        metavar="JOB.toml",
+        help="also check that the install has what this job needs (its optimizer's package, "
+        "attention backend, tracker, a GPU for its precision and memory tier)",
     )
     parser.add_argument(
         "--sd-scripts",
@@ -132,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
         except ManifestError as exc:
             error = str(exc)
         checks.append(check_manifest(manifest, cached, error))
+    job_path = getattr(args, "job", None)
+    if job_path:
+        checks.extend(_job_checks(Path(job_path), install, environment, manifest))
     failed = any(c.status == "fail" for c in checks)
     if getattr(args, "json", False):
         payload = {
@@ -155,6 +169,54 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_report(console(sys.stdout), install, checks)
     return 1 if failed else 0
+
+
+def _job_checks(
+    path: Path, install: Install, environment: Environment, manifest: ArgManifest | None
+) -> list[Check]:
+    """``doctor JOB``: what this job needs from the install, one check per finding."""
+    from kohya_orchestrator.environment.doctor import Check
+    from kohya_orchestrator.environment.lycoris import check_before_launch
+    from kohya_orchestrator.environment.preflight import job_requirements, preflight
+    from kohya_orchestrator.errors import ConfigError
+    from kohya_orchestrator.jobs.arguments import check_job_arguments
+    from kohya_orchestrator.jobs.loading import load_job
+
+    arguments = None if manifest is None else manifest.arguments()
+    try:
+        job = load_job(path, arguments=arguments)
+    except ConfigError as exc:
+        return [
+            Check(
+                name="job",
+                status="fail",
+                detail=f"{path}: " + "; ".join(f"{p.path}: {p.message}" for p in exc.problems),
+                fix=f"python -m kohya_orchestrator validate {path}",
+            )
+        ]
+    found = check_before_launch(job, install, environment)
+    if arguments is not None:
+        found += check_job_arguments(job, arguments)
+    found += preflight(job, install, environment)
+    checks = [
+        Check(
+            name="job",
+            status="fail" if p.severity == "error" else "warn",
+            detail=f"{p.path}: {p.message}" if p.path else p.message,
+            fix=p.hint,
+        )
+        for p in found
+    ]
+    if not checks:
+        needs = ", ".join(sorted({r.module for r in job_requirements(job)})) or "no extra package"
+        checks.append(
+            Check(
+                name="job",
+                status="ok",
+                detail=f"{path.name}: the install has what it needs ({needs}; {job.model.script})",
+            )
+        )
+    return checks
 
 
 def _print_report(out: Console, install: Install, checks: list[Check]) -> None:
