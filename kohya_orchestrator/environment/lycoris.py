@@ -23,6 +23,7 @@ from ..models import (
     ProdigyOptimizer,
     TrainingJob,
 )
+from ..models.network import native_module
 from .lycoris_table import (
     COVERED,
     FULL_FILE,
@@ -69,8 +70,8 @@ def check_network_compat(
 
 def _compat_problems(job: TrainingJob, lycoris_version: str | None) -> list[Problem]:
     n = job.network
-    if isinstance(n, LoraNetwork):
-        return []
+    if isinstance(n, LoraNetwork) or native_module(n) is not None:
+        return []  # sd-scripts' own modules: no LyCORIS involved
     family = job.model.family
     if lycoris_version is None:
         return [

@@ -58,7 +58,10 @@ Evidence = Literal["trained", "network-created", "read"]
 LYCORIS_ALGOS = ("locon", "loha", "lokr", "ia3", "dylora", "full", "diag-oft", "boft")
 """Every algo the product sends to LyCORIS (``lora`` is sd-scripts' own networks.lora)."""
 _NOT_IA3 = tuple(a for a in LYCORIS_ALGOS if a != "ia3")
-_FAMILIES = tuple(name for name, p in FAMILIES.items() if p.lycoris)  # offered LyCORIS
+# The U-Net families (SD 1.x/2.x/SDXL): the rows below were measured or read on them. The DiT
+# families offer only the algos their profile lists (models/family.py), measured in the DiT rows.
+_FAMILIES = tuple(name for name, p in FAMILIES.items() if p.lycoris and p.lora_blocks is not None)
+_DIT = tuple(name for name, p in FAMILIES.items() if p.lycoris and p.lora_blocks is None)
 _SD12 = tuple(name for name, p in FAMILIES.items() if p.time_embedding_linear)
 _FULL_LIKE = ("full", "full-lin", "unet-only")
 _SAFE_BUILTINS = tuple(p for p in LYCORIS_BUILTIN_PRESETS if p not in (*_FULL_LIKE, "ia3"))
@@ -238,6 +241,18 @@ COMPAT_TABLE: tuple[CompatRow, ...] = (
         fix=f"upgrade LyCORIS in the kohya venv: {UPGRADE_COMMAND}",
     ),
     # ---------------------------------------------------------------- what trains
+    CompatRow(
+        algos=("locon", "loha", "lokr", "ia3", "dylora", "full", "diag-oft"),
+        presets=("attn-mlp",),
+        lycoris=V4,
+        families=_DIT,
+        outcome="trains",
+        evidence="trained",
+        source="4.1.3, through train on the lab's FLUX.1 (1+1 blocks, 13 modules) and SD3 "
+        "(depth 2, 21 modules) models, U-Net only, 2 steps: FLUX.1 locon 109, loha 183, lokr "
+        "144, ia3 118, dylora 94, diag-oft 84, full 163 s per run; SD3 locon 139, loha 142, "
+        "lokr 117, ia3 131, dylora 128, diag-oft 119, full 146 s (docs/networks.md)",
+    ),
     CompatRow(
         algos=("ia3",),
         presets=(IA3_FILE,),

@@ -116,6 +116,7 @@ class ArgManifest(BaseModel):
             fix=f"update sd-scripts (git -C {self.sd_scripts_dir} pull, or the installer's "
             "update), or drop the key",
             scripts=scripts,
+            networks=frozenset(self.networks),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..errors import Problem
 from ..models import TrainingJob
 from ..models.arguments import Arguments
+from ..models.network import native_module
 from ..render.toml import RenderPaths, training_config_dict
 
 __all__ = ["check_job_arguments"]
@@ -28,6 +29,16 @@ def check_job_arguments(job: TrainingJob, arguments: Arguments) -> list[Problem]
         return []
     paths = RenderPaths(dataset_config="dataset.toml", sample_prompts="sample_prompts.txt")
     problems: list[Problem] = []
+    module = native_module(job.network)
+    if module is not None and arguments.networks is not None and module not in arguments.networks:
+        problems.append(
+            Problem(
+                "network.implementation",
+                f"{arguments.label} has no {module} (sd-scripts' own LoHa and LoKr came after "
+                "0.10.1)",
+                arguments.fix.replace("drop the key", 'use implementation = "lycoris"'),
+            )
+        )
     for section, values in training_config_dict(job, paths).items():
         if section == "extra_arguments":
             continue  # checked at validation, with did-you-mean

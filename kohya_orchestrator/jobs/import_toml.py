@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
+from ..models.arguments import BUILTIN, Arguments
 from ..models.dataset import BucketOptions, CaptionOptions, parse_repeats_folder
 from ..models.family import DEFAULT_FAMILY, FAMILIES, family_from_args, profile
 from ..models.model import model_section
@@ -392,13 +393,18 @@ def job_dict_from_kohya(
     dataset_config: Mapping[str, Any] | None = None,
     *,
     family: str | None = None,
+    arguments: Arguments | None = None,
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """Map sd-scripts config dicts onto job data; returns the data and the problems found."""
+    """Map sd-scripts config dicts onto job data; returns the data and the problems found.
+
+    ``arguments``: what the install that will run the job accepts (its argument manifest); keys
+    it has go to ``[extra_args]``. Default: the built-in list of sd-scripts 48d368fa.
+    """
     problems: list[Problem] = []
     flat = _flatten(config)
     if family is None:
         family = _guess_family(flat)
-    known = known_args(family)
+    known = (arguments.names(family) if arguments else None) or known_args(family)
     model_keys = set(model_section(family).model_fields) - {"family"}
     model = {k: flat[k] for k in model_keys if k in flat}
     for key, value in profile(family).script_args:  # v2 / model_type: said by the family
@@ -482,7 +488,8 @@ def job_dict_from_kohya(
             problems.append(
                 Problem(
                     key,
-                    "sd-scripts has no such argument and silently ignores it; not imported",
+                    f"{(arguments or BUILTIN).label} has no such argument (sd-scripts silently "
+                    "ignores it); not imported",
                     f"did you mean '{close[0]}'?" if close else None,
                     "warning",
                 )
@@ -493,7 +500,11 @@ def job_dict_from_kohya(
 
 
 def import_kohya_config(
-    config_path: Path, dataset_path: Path | None = None, *, family: str | None = None
+    config_path: Path,
+    dataset_path: Path | None = None,
+    *,
+    family: str | None = None,
+    arguments: Arguments | None = None,
 ) -> ImportResult:
     """Read kohya TOML files into a validated job (ConfigError when it cannot be one)."""
     config = read_toml(config_path, what="kohya config")
@@ -503,9 +514,9 @@ def import_kohya_config(
         if candidate.is_file():
             dataset_path = candidate
     dataset_cfg = read_toml(dataset_path, what="dataset config") if dataset_path else None
-    data, problems = job_dict_from_kohya(config, dataset_cfg, family=family)
+    data, problems = job_dict_from_kohya(config, dataset_cfg, family=family, arguments=arguments)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ConfigError(errors, source=str(config_path))
-    job = validate_job(data, source=str(config_path))
+    job = validate_job(data, source=str(config_path), arguments=arguments)
     return ImportResult(job, problems)

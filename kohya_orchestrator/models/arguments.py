@@ -58,6 +58,8 @@ class Arguments:
     """script file name -> dest -> spec; a script missing here is missing from the install."""
     builtin: bool = False
     """True for the frozen list (names only: no types, no choices)."""
+    networks: frozenset[str] | None = None
+    """The modules in the install's ``networks/`` folder (``networks.lokr``); None: not known."""
 
     def names(self, family: str) -> frozenset[str] | None:
         """The argument names of the family's script; None when the install has no such script."""

@@ -14,8 +14,11 @@ the lab (``tests/e2e/test_family_oracle.py``):
   network (``sd_v1``, ``sdxl_base_v1-0``, ``flux1``, ``chroma``, SD3's model type, ...).
 - ``only_args``: arguments only this family's script adds to the common parser (read from each
   ``setup_parser``).
-- ``lora_module``: the script's own LoRA module; ``lycoris``: whether LyCORIS' ``lycoris.kohya``
-  is offered for the family (measured on SD 1.x; the DiT families train with their LoRA module).
+- ``lora_module``: the script's own LoRA module; ``lycoris_algos``: the LyCORIS (``lycoris.kohya``)
+  algos offered for the family: those that trained through ``train`` in the lab (SD 1.x: every
+  algo, ``tests/e2e/test_networks_e2e.py``; FLUX.1 and SD3: ``tests/e2e/test_dit_lycoris_e2e.py``
+  and docs/networks.md); none where the lab could not measure (Chroma, Lumina and HunyuanImage
+  load no shrunk model; Anima's full-size DiT ran out of memory on the 24 GB lab machine).
 - ``lora_args``: the ``network_args`` the LoRA module reads (``kwargs.get`` in its
   ``create_network``); a LoRA setting outside them is refused.
 - ``lora_blocks``: how many values ``block_dims`` / ``block_alphas`` take (25 for SD 1.x/2.x
@@ -61,6 +64,10 @@ _SD_LORA_ARGS = frozenset(
 _LORAPLUS = frozenset(
     {"loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio"}
 )
+_ALL_LYCORIS = ("locon", "loha", "lokr", "ia3", "dylora", "full", "diag-oft", "boft")
+# LyCORIS 4.1.3 algos that trained with attn-mlp on the lab's FLUX.1 and SD3 models through `train`
+# (boft: not measured, it ran out of memory on SD1.5 already)
+_DIT_LYCORIS = ("locon", "loha", "lokr", "ia3", "dylora", "full", "diag-oft")
 # Arguments the flow-matching (DiT) scripts add alike (each setup_parser at 48d368fa).
 _DIT_ARGS = frozenset(
     {
@@ -86,7 +93,10 @@ class FamilyProfile:
     families whose loader takes a Hub id)."""
     only_args: frozenset[str] = frozenset()
     lora_module: str = "networks.lora"
-    lycoris: bool = True
+    lycoris_algos: tuple[str, ...] = _ALL_LYCORIS
+    native_networks: tuple[str, ...] = ()
+    """Algos sd-scripts' own networks (``networks.loha`` / ``networks.lokr``, after 0.10.1) train
+    for the family: their architecture detection knows SDXL and Anima only."""
     lora_args: frozenset[str] = _SD_LORA_ARGS
     lora_blocks: int | None = 25
     lr_weight_blocks: int | None = 12
@@ -137,6 +147,11 @@ class FamilyProfile:
     the CPU)."""
 
     @property
+    def lycoris(self) -> bool:
+        """LyCORIS is offered for the family (some algo of it was measured)."""
+        return bool(self.lycoris_algos)
+
+    @property
     def network_modules(self) -> tuple[str, ...]:
         """The network modules a job of this family can train with."""
         return (self.lora_module, "lycoris.kohya") if self.lycoris else (self.lora_module,)
@@ -164,6 +179,8 @@ def _dit(
     pipelines: tuple[str, ...] = (),
     markers: tuple[tuple[str, ...], ...] = (),
     ignored: set[str] | None = None,
+    lycoris_algos: tuple[str, ...] = (),
+    native_networks: tuple[str, ...] = (),
 ) -> FamilyProfile:
     """A flow-matching (DiT) family: local files, its own LoRA module, no U-Net block tables."""
     return FamilyProfile(
@@ -176,7 +193,8 @@ def _dit(
         default_model=None,
         only_args=_DIT_ARGS | frozenset(args),
         lora_module=lora_module,
-        lycoris=False,
+        lycoris_algos=lycoris_algos,
+        native_networks=native_networks,
         lora_args=frozenset(lora_args) | {"rank_dropout", "module_dropout"},
         lora_blocks=None,
         lr_weight_blocks=None,
@@ -265,6 +283,7 @@ FAMILIES: dict[str, FamilyProfile] = {
             gui_checkbox="sdxl",
             caches_text_encoder_outputs=True,
             memory_remedies=("te_cache", "fp8_base"),
+            native_networks=("loha", "lokr"),
         ),
         _dit(
             "flux",
@@ -280,6 +299,7 @@ FAMILIES: dict[str, FamilyProfile] = {
             text_encoder_lrs=2,
             gui_checkbox="flux1_checkbox",
             swap_blocks=18,
+            lycoris_algos=_DIT_LYCORIS,
             modelspec=("flux-1",),
             pipelines=("FluxPipeline",),
             markers=(
@@ -333,6 +353,7 @@ FAMILIES: dict[str, FamilyProfile] = {
             lora_args={"train_block_indices", "split_qkv", "train_t5xxl", "conv_dim", "conv_alpha"},
             text_encoder_lrs=3,
             gui_checkbox="sd3_checkbox",
+            lycoris_algos=_DIT_LYCORIS,
             modelspec=("stable-diffusion-3",),
             pipelines=("StableDiffusion3Pipeline",),
             markers=(("joint_blocks.",),),
@@ -429,6 +450,7 @@ FAMILIES: dict[str, FamilyProfile] = {
             lora_module="networks.lora_anima",
             lora_args={"train_llm_adapter"},
             gui_checkbox="anima_checkbox",
+            native_networks=("loha", "lokr"),
             modelspec=("anima",),
             # read only by anima_train.py (library/anima_train_utils.py); measured in the lab
             ignored={

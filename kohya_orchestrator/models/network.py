@@ -46,9 +46,11 @@ __all__ = [
     "LoraNetwork",
     "Network",
     "ALGOS",
+    "LYCORIS_ONLY",
     "LYCORIS_BUILTIN_PRESETS",
     "SHIPPED_PRESET_PREFIX",
     "SHIPPED_LYCORIS_PRESETS",
+    "native_module",
     "shipped_preset_filename",
     "shipped_preset_name",
 ]
@@ -271,6 +273,40 @@ class _Factorised(_LycorisCommon):
     ] = False
 
 
+Implementation = Literal["lycoris", "sd-scripts"]
+
+
+class _Native:
+    """LoHa and LoKr have a second implementation: sd-scripts' own ``networks.loha`` /
+    ``networks.lokr`` (after 0.10.1; SDXL and Anima only), which needs no lycoris-lora."""
+
+    implementation: Annotated[
+        Implementation,
+        Field(
+            description="'lycoris': LyCORIS' lycoris.kohya (needs lycoris-lora); 'sd-scripts': "
+            "sd-scripts' own networks.loha / networks.lokr (sd-scripts newer than 0.10.1; "
+            "SDXL and Anima only; reads conv_dim, conv_alpha, use_tucker, rank_dropout, "
+            "module_dropout, factor and LoRA+ ratios)."
+        ),
+    ] = "lycoris"
+
+
+def native_module(network: object) -> str | None:
+    """``networks.loha`` for a LoHa/LoKr job on sd-scripts' own implementation; else None."""
+    if getattr(network, "implementation", "lycoris") != "sd-scripts":
+        return None
+    return f"networks.{getattr(network, 'algo', '')}"
+
+
+# LyCORIS settings that sd-scripts' own networks.loha / networks.lokr do not read (their
+# create_network reads conv_dim, conv_alpha, use_tucker, rank_dropout, module_dropout, factor,
+# include/exclude patterns and the LoRA+ ratios).
+LYCORIS_ONLY = (
+    "use_scalar", "dora_wd", "rs_lora", "bypass_mode", "train_norm", "decompose_both",
+    "full_matrix", "unbalanced_factorization",
+)  # fmt: skip
+
+
 class LoConNetwork(_Factorised):
     """LyCORIS LoCon: LoRA on linear and conv layers."""
 
@@ -279,7 +315,7 @@ class LoConNetwork(_Factorised):
     network_alpha: Alpha = 8.0
 
 
-class LoHaNetwork(_Factorised):
+class LoHaNetwork(_Native, _Factorised):
     """LyCORIS LoHa: Hadamard product of two low-rank pairs. LyCORIS advises dim <= 32."""
 
     algo: Literal["loha"] = "loha"
@@ -287,7 +323,7 @@ class LoHaNetwork(_Factorised):
     network_alpha: Alpha = 4.0
 
 
-class LoKrNetwork(_Factorised):
+class LoKrNetwork(_Native, _Factorised):
     """LyCORIS LoKr: Kronecker product. Small: factor -1; large: factor 4-8 with a huge dim."""
 
     algo: Literal["lokr"] = "lokr"

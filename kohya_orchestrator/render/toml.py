@@ -25,6 +25,7 @@ from ..models import (
     DreamBoothSubset,
     DyLoraNetwork,
     FineTuningSubset,
+    LoHaNetwork,
     LoKrNetwork,
     LoraNetwork,
     TrainingJob,
@@ -33,6 +34,7 @@ from ..models.dataset import BucketOptions, CaptionOptions
 from ..models.network import (
     _Factorised,
     _LycorisCommon,
+    native_module,
     shipped_preset_filename,
     shipped_preset_name,
 )
@@ -153,6 +155,19 @@ def network_args(job: TrainingJob, paths: RenderPaths | None = None) -> list[str
             ("train_t5xxl", n.train_t5xxl),
             ("train_llm_adapter", n.train_llm_adapter),
         ]
+    elif native_module(n) is not None:
+        # sd-scripts' own networks.loha / networks.lokr: its create_network reads these; its
+        # booleans are `str(v).lower() == "true"`.
+        assert isinstance(n, LoHaNetwork | LoKrNetwork)
+        pairs += [
+            ("conv_dim", n.conv_dim),
+            ("conv_alpha", n.conv_alpha),
+            ("use_tucker", n.use_tucker),
+            ("rank_dropout", n.rank_dropout),
+            ("module_dropout", n.module_dropout),
+        ]
+        if isinstance(n, LoKrNetwork):
+            pairs += [("factor", n.factor)]
     else:
         # LyCORIS (ly:lycoris/kohya.py). Its booleans are str_bool ("anything but 'false' is
         # true") and decompose_both is tested raw, so a flag is written only when it is on.
@@ -191,7 +206,11 @@ def network_args(job: TrainingJob, paths: RenderPaths | None = None) -> list[str
 
 def _network_section(job: TrainingJob, paths: RenderPaths) -> dict[str, Any]:
     n = job.network
-    module = job.model.profile.lora_module if isinstance(n, LoraNetwork) else LYCORIS_MODULE
+    module = (
+        job.model.profile.lora_module
+        if isinstance(n, LoraNetwork)
+        else native_module(n) or LYCORIS_MODULE
+    )
     dim = getattr(n, "network_dim", None)
     alpha = getattr(n, "network_alpha", None)
     section = _compact(

@@ -32,6 +32,7 @@ from kohya_orchestrator.environment.probe import Environment
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.jobs.loading import validate_job
 from kohya_orchestrator.models import TrainingJob
+from kohya_orchestrator.models.family import FAMILIES
 from kohya_orchestrator.models.network import (
     LYCORIS_BUILTIN_PRESETS,
     SHIPPED_LYCORIS_PRESETS,
@@ -120,7 +121,8 @@ class TestTable:
         for row in COMPAT_TABLE:
             assert set(row.algos) <= set(LYCORIS_ALGOS)
             assert set(row.presets) <= known
-            assert set(row.families) <= {"sd15", "sd2", "sdxl"}
+            assert set(row.families) <= {"sd15", "sd2", "sdxl", "flux", "sd3"}
+            assert set(row.families) <= {n for n, p in FAMILIES.items() if p.lycoris}
             assert row.source
             if row.outcome == "fails":
                 assert row.message and row.fix, row

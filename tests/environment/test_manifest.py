@@ -353,3 +353,27 @@ def test_the_keys_a_job_renders_are_named_by_the_job_key_that_set_them(tmp_path:
     paths = {p.path for p in check_job_arguments(job, older)}
     assert paths == {"optimizer.type", "network.algo"}
     assert check_job_arguments(job, Arguments(label="none", fix="", scripts={})) == []
+
+
+def test_import_config_keeps_what_the_install_has(
+    tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install = make_install(tmp_path)
+    img = tmp_path / "img" / "2_oilpaint style"
+    img.mkdir(parents=True)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "pretrained_model_name_or_path = 'runwayml/stable-diffusion-v1-5'\n"
+        f"train_data_dir = '{tmp_path / 'img'}'\noutput_dir = '{tmp_path / 'out'}'\n"
+        "max_train_epochs = 1\nnetwork_module = 'networks.lora'\nnew_count = 3\n",
+        encoding="utf-8",
+    )
+    sd = str(install.sd_scripts_dir)
+    assert main(["import-config", str(config), "--sd-scripts", sd]) == 0
+    out = capsys.readouterr().out
+    assert "[extra_args]" in out
+    assert "new_count = 3" in out
+    assert main(["import-config", str(config)]) == 0  # the built-in list: reported, not kept
+    captured = capsys.readouterr()
+    assert "new_count" not in captured.out
+    assert "new_count" in captured.err

@@ -45,6 +45,10 @@ DEFAULT_DIR = Path.home() / ".cache" / "kohya_orchestrator" / "e2e"
 OPEN_CLIP = "open-clip-torch==3.3.0"  # carries CLIP's BPE vocabulary (the tokenizer's source)
 # Where download.pytorch.org is out of reach: pip's own index, this torch (runs on the CPU).
 FALLBACK_TORCH = ("torch==2.14.1", "torchvision==0.29.1")
+# A second sd-scripts beside the pinned one: the first commit with sd-scripts' own LoHa and LoKr
+# (networks/loha.py, networks/lokr.py; branch feat-support-lokr-loha, on top of v0.10.1). It runs
+# with the lab's venv; tests/e2e/test_native_networks_e2e.py trains with it.
+NATIVE_COMMIT = "aff4a2e732ce3fb916fb4f53dcb484a80a5fa488"
 
 
 def _reachable(url: str) -> bool:
@@ -65,6 +69,45 @@ def _show(r: StepReport) -> None:
 def _run(argv: list[str], **kw: object) -> None:
     print("      $ " + " ".join(argv), flush=True)
     subprocess.run(argv, check=True, **kw)  # type: ignore[call-overload]
+
+
+def _export_commit(clone: Path, source: str, into: Path) -> None:
+    """Write NATIVE_COMMIT's files into ``into`` (with a ``.snapshot-commit``), from ``clone``.
+
+    A mirror may lack a few large blobs (DLLs, tokenizer files): those files are left out, as
+    the installer does for the pinned checkout.
+    """
+    git = ["git", "-C", str(clone)]
+    have = subprocess.run([*git, "cat-file", "-e", f"{NATIVE_COMMIT}^{{commit}}"], check=False)
+    if have.returncode != 0:
+        _run([*git, "fetch", "-q", source, NATIVE_COMMIT])
+    tree = subprocess.run(
+        [*git, "ls-tree", "-r", NATIVE_COMMIT], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    blobs = [(line.split()[2], line.split("\t", 1)[1]) for line in tree if " blob " in line]
+    checked = subprocess.run(
+        [*git, "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        input="".join(f"{sha}\n" for sha, _ in blobs),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    missing = [path for (sha, path), line in zip(blobs, checked, strict=True) if "missing" in line]
+    if missing:
+        print(f"  left out {len(missing)} file(s) the source lacks: {', '.join(missing)}")
+    partial = into.with_name(into.name + ".partial")
+    if partial.exists():
+        subprocess.run(["rm", "-rf", str(partial)], check=True)
+    partial.mkdir(parents=True)
+    archive = subprocess.run(
+        [*git, "archive", "--format=tar", NATIVE_COMMIT, "--", ".",
+         *(f":(exclude){p}" for p in missing)],
+        capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(partial)], input=archive, check=True)
+    (partial / ".snapshot-commit").write_text(NATIVE_COMMIT + "\n", encoding="utf-8")
+    partial.replace(into)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,8 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     print("[lab] DiT families: FLUX.1, Chroma, SD3, Lumina, HunyuanImage, Anima", flush=True)
     _run([sys.executable, str(HERE / "dit_models.py"), str(lab)], env=env)
 
+    print("[lab] second sd-scripts: sd-scripts' own LoHa/LoKr (sd-scripts-native/)", flush=True)
+    native = lab / "sd-scripts-native"
+    if not (native / "networks" / "lokr.py").is_file():
+        _export_commit(result.sd_scripts_dir, str(args.source or DEFAULT_SOURCE), native)
+    if not (native / "venv").exists():  # the lab's venv runs it: `--sd-scripts` finds it there
+        (native / "venv").symlink_to(result.python.parents[1], target_is_directory=True)
+
     ready = {
         "sd_scripts_commit": result.commit,
+        "native_networks_commit": NATIVE_COMMIT,
         "torch_build": result.torch.build,
         **{k: v for k, v in result.versions.items()},
     }

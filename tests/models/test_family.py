@@ -118,7 +118,8 @@ def test_a_key_of_the_family_section_is_not_an_extra_arg() -> None:
 @pytest.mark.parametrize(
     ("family", "network", "key"),
     [
-        ("flux", {"algo": "loha"}, "network.algo"),
+        ("lumina", {"algo": "loha"}, "network.algo"),
+        ("flux", {"algo": "boft"}, "network.algo"),
         ("flux", {"algo": "lora", "block_dims": [4] * 25}, "network.block_dims"),
         ("flux", {"algo": "lora", "train_blocks": "transformer"}, "network.train_blocks"),
         ("sdxl", {"algo": "lora", "split_qkv": True}, "network.split_qkv"),
@@ -167,3 +168,46 @@ def test_chroma_renders_its_model_type_and_the_t5_mask() -> None:
     assert model["model_type"] == "chroma" and model["apply_t5_attn_mask"] is True
     network = training_config_dict(job, RenderPaths("/r/dataset.toml"))["network_arguments"]
     assert network["network_module"] == "networks.lora_flux"
+
+
+@pytest.mark.parametrize("family", ["flux", "sd3"])
+@pytest.mark.parametrize("algo", ["locon", "loha", "lokr", "dylora", "diag-oft"])
+def test_lycoris_algos_measured_on_a_dit_family_are_offered(family: str, algo: str) -> None:
+    job = validate_job(_dit_job(family, network={"algo": algo}))
+    assert job.network.algo == algo
+    assert algo in profile(family).lycoris_algos
+
+
+def test_an_unmeasured_lycoris_pair_is_refused_with_the_alternatives() -> None:
+    from kohya_orchestrator.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        validate_job(_dit_job("flux", network={"algo": "boft"}))
+    (problem,) = info.value.problems
+    assert problem.path == "network.algo"
+    assert "LyCORIS boft is not offered for FLUX.1" in problem.message
+    assert (
+        "Stable Diffusion 1.x, Stable Diffusion 2.x, Stable Diffusion XL: locon, loha"
+        in problem.message
+    )
+    assert problem.hint == (
+        "use one of: lora, " + ", ".join(profile("flux").lycoris_algos)
+        + " (lora trains with networks.lora_flux)"
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as lumina:
+        validate_job(_dit_job("lumina", network={"algo": "lokr"}))
+    assert (
+        lumina.value.problems[0].hint == "use one of: lora (lora trains with networks.lora_lumina)"
+    )
+
+
+def test_ia3_on_a_dit_family_needs_a_preset_that_names_its_layers() -> None:
+    from kohya_orchestrator.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        validate_job(_dit_job("flux", network={"algo": "ia3"}))  # default: the SD 1.5 file
+    (problem,) = info.value.problems
+    assert problem.path == "network.preset"
+    assert "names SD 1.5 U-Net layers" in problem.message
+    job = validate_job(_dit_job("flux", network={"algo": "ia3", "preset": "attn-mlp"}))
+    assert job.network.algo == "ia3"

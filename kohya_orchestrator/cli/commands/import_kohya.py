@@ -31,6 +31,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--family", choices=list(FAMILIES), help="model family")
     parser.add_argument("--out", "-o", metavar="JOB.toml", help="write here (default: print)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
+    parser.add_argument(
+        "--sd-scripts",
+        metavar="PATH",
+        help="keep the arguments this install has (its own parsers) instead of the built-in list "
+        "(default: $KOHYA_SD_SCRIPTS when set)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -43,9 +49,14 @@ def run(args: argparse.Namespace) -> int:
     from ...jobs.loading import dump_job_toml
     from ...jobs.output_file import write_new_file
     from ...ui.messages import ok, print_problems
+    from .._common import install_arguments
 
+    _, arguments = install_arguments(args.sd_scripts, search=False)
     result = import_kohya_config(
-        Path(args.config), Path(args.dataset) if args.dataset else None, family=args.family
+        Path(args.config),
+        Path(args.dataset) if args.dataset else None,
+        family=args.family,
+        arguments=arguments,
     )
     text = dump_job_toml(result.job, header=[f"Imported from {args.config} by kohya_orchestrator."])
     if result.problems:

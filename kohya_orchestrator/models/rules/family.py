@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ...errors import Problem
-from ..family import FAMILIES, profile
-from ..network import LoraNetwork
+from ..family import FAMILIES, FamilyProfile, profile
+from ..network import LYCORIS_ONLY, LoraNetwork, native_module, shipped_preset_name
 from .base import JobView
 
 __all__ = ["check_family"]
@@ -21,13 +21,31 @@ _LORA_ARG_FIELDS = (
 def check_family(job: JobView) -> Iterator[Problem]:
     fam = profile(job.model.family)
     n = job.network
-    if not isinstance(n, LoraNetwork) and not fam.lycoris:
-        with_lycoris = [p.title for p in FAMILIES.values() if p.lycoris]
+    native = native_module(n)
+    if native is not None:
+        yield from _check_native(n, fam, native)
+    elif not isinstance(n, LoraNetwork) and n.algo not in fam.lycoris_algos:
+        offered = ", ".join(("lora", *fam.lycoris_algos))
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for other in FAMILIES.values():
+            if other.lycoris_algos and other.lycoris_algos != fam.lycoris_algos:
+                groups.setdefault(other.lycoris_algos, []).append(other.title)
+        elsewhere = "; ".join(
+            f"{', '.join(titles)}: {', '.join(algos)}" for algos, titles in groups.items()
+        )
         yield Problem(
             "network.algo",
-            f"{fam.title} trains with {fam.lora_module}; LyCORIS ({n.algo}) is not offered for "
-            f"it (LyCORIS is measured on {', '.join(with_lycoris)})",
-            'use algo = "lora"',
+            f"LyCORIS {n.algo} is not offered for {fam.title}: kohya_orchestrator offers only what "
+            f"trained in its lab ({fam.title}: {offered}; LyCORIS elsewhere: {elsewhere})",
+            f"use one of: {offered} (lora trains with {fam.lora_module})",
+        )
+    preset = getattr(n, "preset", None)
+    if fam.lora_blocks is None and shipped_preset_name(preset) is not None:
+        yield Problem(
+            "network.preset",
+            f"'{preset}' names SD 1.5 U-Net layers: on {fam.title} it matches nothing and the "
+            "optimizer stops with an empty parameter list",
+            'use preset = "attn-mlp" (the preset measured on the DiT families)',
         )
     if isinstance(n, LoraNetwork):
         for key in _LORA_ARG_FIELDS:
@@ -63,4 +81,32 @@ def check_family(job: JobView) -> Iterator[Problem]:
             "training.fp8_base",
             f"{fam.script} does not support fp8_base and turns it off",
             "remove it" + (" (use model.fp8_scaled)" if "fp8_scaled" in fam.only_args else ""),
+        )
+
+
+def _check_native(n: object, fam: FamilyProfile, module: str) -> Iterator[Problem]:
+    """sd-scripts' own networks.loha / networks.lokr: the families they know, the args they read."""
+    algo = getattr(n, "algo", "")
+    if algo not in fam.native_networks:
+        knows = ", ".join(p.title for p in FAMILIES.values() if algo in p.native_networks)
+        other = 'implementation = "lycoris"' if algo in fam.lycoris_algos else 'algo = "lora"'
+        yield Problem(
+            "network.implementation",
+            f"sd-scripts' own {module} trains {knows} only (it detects those architectures and "
+            f"stops on any other), not {fam.title}",
+            f"use {other}",
+        )
+    for key in LYCORIS_ONLY:
+        if getattr(n, key, False):
+            yield Problem(
+                f"network.{key}",
+                f"{module} does not read {key} (a LyCORIS setting); it would be ignored",
+                'remove it, or use implementation = "lycoris"',
+            )
+    preset = getattr(n, "preset", "attn-mlp")
+    if preset != "attn-mlp":
+        yield Problem(
+            "network.preset",
+            f"{module} has no presets (it picks the layers of its architecture itself)",
+            'remove preset, or use implementation = "lycoris"',
         )
