@@ -98,8 +98,9 @@ def test_notebook_trains_with_the_stand_in_and_shows_a_live_bar(
 ) -> None:
     """Stand-in trainer replaying a real LoHa run: the display, not proof of training."""
     # The install: sd-scripts' layout around the stand-in, run by this Python ($KOHYA_PYTHON),
-    # with the two things the launch needs of the kohya venv: accelerate's launcher (a stand-in
-    # that runs the script) and lycoris-lora's version (the LoHa check reads it).
+    # with the three things the launch needs of the kohya venv: accelerate's launcher (a stand-in
+    # that runs the script), lycoris-lora's version (the LoHa check reads it) and a prodigyopt
+    # module (the preflight checks that the job's optimizer can be imported).
     sd = tmp_path / "sd-scripts"
     (sd / "library").mkdir(parents=True)
     (sd / "library" / "__init__.py").write_text("", encoding="utf-8")
@@ -115,6 +116,8 @@ def test_notebook_trains_with_the_stand_in_and_shows_a_live_bar(
         "runpy.run_path(sys.argv[0], run_name='__main__')\n",
         encoding="utf-8",
     )
+    (stubs / "prodigyopt").mkdir()
+    (stubs / "prodigyopt" / "__init__.py").write_text("", encoding="utf-8")
     dist = stubs / "lycoris_lora-4.1.3.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(

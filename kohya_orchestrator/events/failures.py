@@ -6,7 +6,11 @@ The parser consults :data:`FAILURE_RULES` for every traceback's exception line (
 :func:`classify_failure` picks the one error that best explains a failed run.
 
 Remedies may use the pattern's named groups as ``{name}`` placeholders, plus ``{package}`` (the pip
-name of a missing module).
+name of a missing module); a ``status`` group is written out by :func:`describe_exit_status`
+(``3221225477 = 0xC0000005, a Windows access violation …``).
+
+:func:`classify_traceback` also reads a traceback's frames where the exception line alone does not
+say whose problem it is (``duplicated lora name``: LyCORIS, or sd-scripts' own ``networks/lora.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ __all__ = [
     "FailureRule",
     "classify_exception",
     "classify_failure",
+    "classify_known",
     "classify_message",
+    "classify_traceback",
+    "describe_exit_status",
 ]
 
 
@@ -175,7 +182,7 @@ FAILURE_RULES: tuple[FailureRule, ...] = (
         ),
         remedy=(
             "accelerate launch only reports the trainer's exit status ({status}); the trainer's "
-            "own error is earlier in the log."
+            "own error, if it printed one, is earlier in the log."
         ),
         example=(
             "subprocess.CalledProcessError: Command '['/srv/kohya/venv/bin/python', "
@@ -229,6 +236,62 @@ FAILURE_RULES: tuple[FailureRule, ...] = (
 )
 """Known failures, first match wins. ``nan_loss`` comes from the loss value, not from a line."""
 
+# Windows NTSTATUS codes a crashed process exits with (shown unsigned, 3221225477, or as a signed
+# 32-bit number, -1073741819): name and what it usually means for a training run.
+_WINDOWS_STATUS: dict[int, tuple[str, str]] = {
+    0xC0000005: (
+        "STATUS_ACCESS_VIOLATION",
+        "the trainer crashed in native code: often a CUDA, xformers or bitsandbytes build that "
+        "does not match torch or the driver, too little system RAM or page file, or faulty "
+        "memory or overclocking",
+    ),
+    0xC00000FD: (
+        "STATUS_STACK_OVERFLOW",
+        "a stack overflow in native code (deep recursion, or a broken extension module)",
+    ),
+    0xC0000409: (
+        "STATUS_STACK_BUFFER_OVERRUN",
+        "a native library stopped the process on purpose (fail-fast): usually a CUDA, driver or "
+        "extension-module mismatch",
+    ),
+    0xC000013A: ("STATUS_CONTROL_C_EXIT", "the console was closed or Ctrl+C was pressed"),
+    0xC0000135: ("STATUS_DLL_NOT_FOUND", "a DLL (CUDA runtime, cuDNN, MSVC runtime) is missing"),
+    0xC0000142: ("STATUS_DLL_INIT_FAILED", "a DLL failed to initialise (often out of resources)"),
+}
+# POSIX signals (a negative status is the signal that killed the process).
+_SIGNALS: dict[int, tuple[str, str]] = {
+    1: ("SIGHUP", "its terminal or session went away"),
+    2: ("SIGINT", "it was interrupted (Ctrl+C)"),
+    6: ("SIGABRT", "it aborted itself (a failed check in a native library)"),
+    7: ("SIGBUS", "a bus error in native code"),
+    9: ("SIGKILL", "it was killed: often the system ran out of RAM (the kernel's OOM killer)"),
+    11: ("SIGSEGV", "it crashed in native code (segmentation fault)"),
+    15: ("SIGTERM", "it was asked to stop (another rank failed, or a scheduler stopped it)"),
+}
+
+
+def describe_exit_status(status: int) -> str:
+    """An exit status with its meaning when it is a known crash code or signal.
+
+    Args:
+        status: As printed (``3221225477``, ``-1073741819``, ``-9``, ``1``).
+
+    Returns:
+        e.g. ``3221225477 = 0xC0000005, STATUS_ACCESS_VIOLATION: the trainer crashed …``;
+        the number alone when it means nothing special.
+    """
+    unsigned = status & 0xFFFFFFFF if status < 0 else status
+    known = _WINDOWS_STATUS.get(unsigned)
+    if known is not None:
+        return f"{status} = 0x{unsigned:08X}, a Windows {known[0]}: {known[1]}"
+    if -64 < status < 0:
+        signal = _SIGNALS.get(-status)
+        if signal is not None:
+            return f"{status}, signal {signal[0]}: {signal[1]}"
+        return f"{status}, killed by signal {-status}"
+    return str(status)
+
+
 GENERIC_REMEDIES: dict[str, str] = {
     "nan_loss": (
         "The loss became NaN. Lower learning_rate, train in bf16 or fp32 instead of fp16 (drop "
@@ -259,6 +322,9 @@ def _remedy(rule: FailureRule, match: re.Match[str]) -> str | None:
     if rule.remedy is None:
         return None
     groups = {k: v for k, v in match.groupdict().items() if v is not None}
+    status = groups.get("status")
+    if status is not None:
+        groups["status"] = describe_exit_status(int(status))
     module = groups.get("module")
     if module is not None:
         top = module.split(".")[0]
@@ -299,6 +365,16 @@ def classify_message(message: str) -> tuple[ErrorCategory, str | None] | None:
     return _first_match(_MESSAGE_RULES, message)
 
 
+def classify_known(text: str) -> tuple[ErrorCategory, str | None] | None:
+    """Like :func:`classify_exception`, but None when no rule matches.
+
+    For text that is not known to be an exception line: an ERROR record, or a line shaped like an
+    exception without its traceback (a pasted tail, ``torch.cuda.OutOfMemoryError: …``).
+    """
+    line = text.strip()
+    return _first_match(_EXCEPTION_RULES, line) or _first_match(_MESSAGE_RULES, line)
+
+
 def classify_exception(exception_line: str) -> tuple[ErrorCategory, str | None]:
     """Classify a traceback by its exception line (``KeyError: 'ia3'``).
 
@@ -308,9 +384,49 @@ def classify_exception(exception_line: str) -> tuple[ErrorCategory, str | None]:
     Returns:
         ``(category, remedy)``; ``("exception", None)`` when no rule matches.
     """
-    line = exception_line.strip()
-    found = _first_match(_EXCEPTION_RULES, line) or _first_match(_MESSAGE_RULES, line)
+    found = classify_known(exception_line)
     return found if found is not None else ("exception", None)
+
+
+# sd-scripts' own networks/lora.py asserts unique names too (sd v0.4.0 networks/lora.py:123,
+# v0.6.6:868, 48d368fa:1059): there it means the model's modules are not named as this
+# sd-scripts expects, which is a diffusers/transformers version mismatch, not LyCORIS.
+_SD_DUPLICATED_REMEDY = (
+    "sd-scripts' own networks/lora.py found two modules with one LoRA name: the installed "
+    "diffusers/transformers name the model's modules differently from what this sd-scripts "
+    "expects (it is not a LyCORIS problem). Install the versions pinned in sd-scripts' "
+    "requirements.txt (`<venv python> -m pip install -r requirements.txt` in the sd-scripts "
+    "folder), or update sd-scripts together with them."
+)
+_SD_LORA_MODULE = re.compile(r"networks[/\\]lora\.py")
+
+
+def _raised_in_sd_lora(lines: Sequence[str]) -> bool:
+    """Whether the innermost frame naming LyCORIS or networks/lora.py is sd-scripts' one."""
+    # rich boxes may cut a path across rows: read the rows without their borders, joined.
+    text = "".join(line.strip().strip("│").strip() for line in lines)
+    sd = max((m.start() for m in _SD_LORA_MODULE.finditer(text)), default=-1)
+    return sd > text.rfind("lycoris")
+
+
+def classify_traceback(
+    exception_line: str, lines: Sequence[str] = ()
+) -> tuple[ErrorCategory, str | None]:
+    """Classify a traceback by its exception line, and by its frames where they decide.
+
+    Args:
+        exception_line: The exception (``AssertionError: duplicated lora name: …``).
+        lines: The traceback's lines (header, frames, exception; or a rich box's rows).
+
+    Returns:
+        ``(category, remedy)`` as :func:`classify_exception`, except that a ``duplicated lora
+        name`` raised in sd-scripts' ``networks/lora.py`` (no LyCORIS frame after it) is an
+        ``exception`` with the remedy for a diffusers mismatch.
+    """
+    category, remedy = classify_exception(exception_line)
+    if category == "lycoris_duplicated_name" and lines and _raised_in_sd_lora(lines):
+        return "exception", _SD_DUPLICATED_REMEDY
+    return category, remedy
 
 
 def classify_failure(events: Iterable[Event]) -> ChildError | None:

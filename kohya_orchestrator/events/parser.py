@@ -21,14 +21,17 @@ How the text is cut up:
   record is complete when the next non-continuation segment arrives (or at
   :meth:`LogParser.close`).
 * **Blocks.** The training banner, the settings of one sample prompt, a Python warning with its
-  source line (blocks.py) and a traceback are collected and emitted as one event each.
+  source line, torch's ``ChildFailedError`` report (blocks.py) and a traceback (plain or rich's
+  box) are collected and emitted as one event each.
+* **Other versions and wrappers**: see docs/events.md, "Output of other versions and wrappers"
+  (wrapper prefixes, other record layouts, 2023 builds, pasted tails, multi-GPU repeats).
 
 What is folded (not emitted): a tqdm redraw that repeats the previous state of the same bar -
 for the ``steps`` bar the same step, total and ``avr_loss`` (a redraw that only updates the rate
 or times, such as the one tqdm prints when the bar closes, is folded); for other bars the same
-description, position and total. Blank lines are skipped. Every other non-blank line ends up in
-exactly one event: in its ``text`` (``message`` and ``traceback`` for ``ChildWarning`` and
-``ChildError``), or in a ``LogLine``.
+description, position and total; a ``steps`` draw behind the furthest step (a second process).
+Blank lines are skipped. Every other non-blank line ends up in exactly one event: in its ``text``
+(``message`` and ``traceback`` for ``ChildWarning`` and ``ChildError``), or in a ``LogLine``.
 
 Callers reading bytes decode them incrementally, e.g. with :class:`~.logs.Decoder`
 (``codecs.getincrementaldecoder("utf-8")(errors="replace")``), so that a chunk boundary inside a
@@ -41,54 +44,57 @@ import math
 import re
 from collections.abc import Callable
 
-from .blocks import DONE, TAKE, Banner, Block, Prompt, PyWarning
-from .failures import GENERIC_REMEDIES, classify_exception, classify_message
-from .fields import parse_postfix, parse_rate, parse_seconds, to_float
+from .blocks import DONE, PASS, TAKE, Banner, Block, ChildFailed, Prompt, PyWarning, Traceback
+from .failures import GENERIC_REMEDIES, classify_known, classify_message, classify_traceback
+from .fields import (
+    bar_event,
+    checkpoint_event,
+    parse_postfix,
+    state_saved_event,
+    step_event,
+    to_float,
+)
 from .patterns import (
     ANSI_RE,
     BANNER_START,
-    CHECKPOINT_EPOCH_SUFFIX_RE,
     CHECKPOINT_RE,
-    CHECKPOINT_STEP_SUFFIX_RE,
+    CHILD_FAILED_RE,
     EPOCH_RE,
+    EXCEPTION_LINE_RE,
     LYCORIS_RE,
+    OVERRIDE_STEPS_RE,
     PHASE_PREFIXES,
     PYTHON_WARNING_RE,
-    RICH_HEAD_RE,
+    RICH_TRACEBACK_TOP,
     SAMPLING_RE,
+    SAVE_TRAINED_RE,
     STATE_SAVED_RE,
     TQDM_RE,
     TRACEBACK_START,
 )
-from .records import MESSAGE_INDENT, RichRecord
+from .records import RichRecord, level_prefix, open_record, wrapper_prefix_len
 from .types import (
-    CheckpointSaved,
     ChildError,
     ChildWarning,
     EpochStarted,
+    ErrorCategory,
     Event,
     LogLine,
     Phase,
     PhaseChanged,
-    ProgressBar,
     SamplingStarted,
-    StateSaved,
-    StepProgress,
     TrainingPlan,
     trusted_constructor,
 )
 
 # Events the parser builds from values it computed itself skip validation (types.py says why).
-_CheckpointSaved = trusted_constructor(CheckpointSaved)
 _ChildError = trusted_constructor(ChildError)
 _ChildWarning = trusted_constructor(ChildWarning)
 _EpochStarted = trusted_constructor(EpochStarted)
 _LogLine = trusted_constructor(LogLine)
 _PhaseChanged = trusted_constructor(PhaseChanged)
-_ProgressBar = trusted_constructor(ProgressBar)
 _SamplingStarted = trusted_constructor(SamplingStarted)
-_StateSaved = trusted_constructor(StateSaved)
-_StepProgress = trusted_constructor(StepProgress)
+_TrainingPlan = trusted_constructor(TrainingPlan)
 
 __all__ = ["LogParser"]
 
@@ -127,22 +133,28 @@ class LogParser:
         self._closed = False
         self._rich: RichRecord | None = None
         self._block: Block | None = None
-        self._tb: list[str] | None = None
+        self._tb: Traceback | None = None
         self._phase: Phase | None = None
         self._plan: TrainingPlan | None = None
         self._epoch: int | None = None
+        self._epoch_total: int | None = None
         self._step_key: tuple[int, int, str | None] | None = None
+        self._step_high: tuple[int, int] = (-1, -1)  # (total, furthest step) of the steps bar
         self._bar_key: tuple[str | None, int, int | None] | None = None
         self._nan_reported = False
         self._sampling_step: int | None = None
         self._prompt_index = 0
+        self._saved: set[str] = set()  # checkpoint paths announced (a second process repeats)
+        self._override: tuple[int, int] | None = None  # (epochs, total) of `override steps`
+        self._last_error = ""
         self._dispatch: dict[str, Callable[[str, str | None, str | None], bool]] = {
             "saving": self._on_saving,
             "epoch": self._on_epoch,
             "running": self._on_running,
             "generating": self._on_sampling,
             "prompt:": self._on_prompt,
-            "save": self._on_state_saved,
+            "save": self._on_save,
+            "override": self._on_override,
         }
         for word in _PHASES_BY_WORD:
             self._dispatch.setdefault(word, self._on_phase_prefix)
@@ -227,9 +239,15 @@ class LogParser:
         self._skip = 0
         self._flush_rich()
         self._close_block()
-        if self._tb is not None:
-            lines, self._tb = self._tb, None
-            self._error_from_traceback(lines)
+        self._end_traceback()
+        self._close_block()  # a ChildFailedError traceback opens the report's block
+        if self._plan is None and self._override is not None:
+            # No banner: older builds printed the total only as `override steps` (no own text).
+            epochs, total = self._override
+            self._plan = _TrainingPlan(
+                seq=self._next(), t=self._t, text=None, epochs=epochs, total_steps=total
+            )
+            self._push(self._plan)
         self._closed = True
         return out
 
@@ -237,9 +255,9 @@ class LogParser:
 
     def _eager_bar(self) -> None:
         buf = self._buf
-        if "%|" not in buf and "it [" not in buf:
+        if "%|" not in buf and "it [" not in buf and ("% " not in buf or "<" not in buf):
             return
-        m = TQDM_RE.match(buf)
+        m = TQDM_RE.match(buf, wrapper_prefix_len(buf))
         if m is not None and "\x1b" not in buf[: m.end()]:
             self._bar(m)
             self._skip = m.end()
@@ -257,20 +275,27 @@ class LogParser:
             seg = ANSI_RE.sub("", seg)
             if not seg:
                 return
-        if "%|" in seg or "it [" in seg:
+        if "%|" in seg or "it [" in seg or ("% " in seg and "<" in seg):
             m = TQDM_RE.match(seg)
+            if m is None and (cut := wrapper_prefix_len(seg)):
+                m = TQDM_RE.match(seg, cut)
             if m is not None:
                 self._bar(m)
                 rest = seg[m.end() :]
                 if rest.strip():
                     self._line(rest)
                 return
+        first = seg[0]
+        if first == "[" or (" | " in seg and first.isalnum()):
+            seg = seg[wrapper_prefix_len(seg) :]
+            if not seg:
+                return
         self._line(seg)
 
     def _line(self, line: str) -> None:
         rich = self._rich
         if rich is not None:
-            if line.startswith(MESSAGE_INDENT) and (
+            if line.startswith(rich.indent) and (
                 len(line) == rich.width if line.isascii() else rich.accepts(line)
             ):
                 rich.add(line)
@@ -281,28 +306,38 @@ class LogParser:
             return
         self._bar_key = None
         first = line[0]
-        if first == " " or first.isdigit():
-            m = RICH_HEAD_RE.match(line)
-            if m is not None:
-                self._rich = RichRecord(line, m["level"])
+        if first in " DIWEC" or first.isdigit():
+            record = open_record(line)
+            if record is not None:
+                if self._tb is not None and self._tb.settled:
+                    self._end_traceback()
+                self._rich = record
                 return
-            if first != " ":
+            if first != " " and first not in "DIWEC":
                 ly = LYCORIS_RE.match(line)
                 if ly is not None:
                     self._message(ly["message"].rstrip(), ly["level"], ly["source"])
                     return
         line = line.rstrip()
-        if self._tb is not None:
-            if first in " \t":
-                self._tb.append(line)
-            else:
-                lines, self._tb = self._tb, None
-                lines.append(line)
-                self._error_from_traceback(lines)
-            return
-        if line == TRACEBACK_START:
+        tb = self._tb
+        if tb is not None:
+            verdict = tb.feed(line)
+            if verdict == TAKE:
+                return
+            if verdict != PASS:
+                self._tb = None
+                self._error_from_traceback(tb)
+                if verdict == DONE:
+                    return
+        if self._tb is None and (
+            line == TRACEBACK_START or (first == "╭" and RICH_TRACEBACK_TOP.match(line))
+        ):
             self._close_block()
-            self._tb = [line]
+            self._tb = Traceback(line)
+            return
+        plain = level_prefix(line) if first in "DIWEC" else None
+        if plain is not None:
+            self._message(plain[2], plain[0], plain[1])
             return
         self._message(line, None, None)
 
@@ -331,13 +366,20 @@ class LogParser:
                         filename = m["file"].replace("\\", "/").rsplit("/", 1)[-1]
                         self._block = PyWarning(message, f"{filename}:{m['line']}")
                         return
+                elif "Error" in message or "FAILED" in message or "Root" in message:
+                    # torch's failure report or an exception line without their traceback
+                    if CHILD_FAILED_RE.match(message) or ChildFailed.starts(message):
+                        self._block = ChildFailed([message])
+                        return
+                    if EXCEPTION_LINE_RE.match(message) and message != self._last_error:
+                        found = classify_known(message)  # (the same again: a second process)
             elif level == "WARNING":
                 self._push(
                     _ChildWarning(seq=self._next(), t=self._t, message=message, source=source)
                 )
                 return
             elif level == "ERROR" or level == "CRITICAL":
-                found = ("logged_error", None)
+                found = classify_known(message) or ("logged_error", None)
             if found is None:
                 seq = self._seq
                 self._seq = seq + 1
@@ -345,7 +387,18 @@ class LogParser:
                     _LogLine(seq=seq, t=self._t, text=message, level=level, source=source)
                 )
                 return
-        category, remedy = found
+        self._error(message, *found, source=source)
+
+    def _error(
+        self,
+        message: str,
+        category: ErrorCategory,
+        remedy: str | None,
+        *,
+        source: str | None = None,
+        traceback: list[str] | None = None,
+    ) -> None:
+        self._last_error = message
         self._push(
             _ChildError(
                 seq=self._next(),
@@ -353,6 +406,7 @@ class LogParser:
                 message=message,
                 category=category,
                 remedy=remedy,
+                traceback=traceback or [],
                 source=source,
             )
         )
@@ -368,52 +422,46 @@ class LogParser:
         m = CHECKPOINT_RE.match(message)
         if m is None:
             return self._on_phase_prefix(message, level, source)
-        path = m["path"]
-        em = CHECKPOINT_EPOCH_SUFFIX_RE.search(path)
-        sm = CHECKPOINT_STEP_SUFFIX_RE.search(path)
+        return self._saved_file(message, m["path"])
+
+    def _saved_file(self, message: str, path: str) -> bool:
+        if path in self._saved:
+            return False  # a second process announcing the same file: a log line
+        self._saved.add(path)
         self._set_phase(Phase.SAVING)
-        self._push(
-            _CheckpointSaved(
-                seq=self._next(),
-                t=self._t,
-                text=message,
-                path=path,
-                epoch=int(em["epoch"]) if em else None,
-                step=int(sm["step"]) if sm else None,
-                final=em is None and sm is None,
-            )
-        )
+        self._push(checkpoint_event(self._next(), self._t, message, path))
         return True
 
-    def _on_state_saved(self, message: str, level: str | None, source: str | None) -> bool:
+    def _on_save(self, message: str, level: str | None, source: str | None) -> bool:
         m = STATE_SAVED_RE.match(message)
         if m is None:
-            return False
-        self._push(
-            _StateSaved(
-                seq=self._next(),
-                t=self._t,
-                text=message,
-                path=m["path"],
-                epoch=int(m["epoch"]),
-                step=int(m["step"]),
-            )
-        )
+            trained = SAVE_TRAINED_RE.match(message)
+            return trained is not None and self._saved_file(message, trained["path"])
+        self._push(state_saved_event(self._next(), self._t, message, m))
         return True
+
+    def _on_override(self, message: str, level: str | None, source: str | None) -> bool:
+        m = OVERRIDE_STEPS_RE.match(message)
+        if m is not None:
+            self._override = (int(m["epochs"]), int(m["total"]))
+        return False  # the message itself still becomes a LogLine
 
     def _on_epoch(self, message: str, level: str | None, source: str | None) -> bool:
         m = EPOCH_RE.match(message)
         if m is None:
             return False
-        self._epoch = int(m["epoch"])
+        epoch, total = int(m["epoch"]), int(m["total"])
+        if (epoch, total) == (self._epoch, self._epoch_total):
+            return False  # a second process printing the same epoch: a log line
+        self._epoch, self._epoch_total = epoch, total
         self._set_phase(Phase.TRAINING)
         self._push(
             _EpochStarted(
                 seq=self._next(),
                 t=self._t,
                 text=message,
-                epoch=self._epoch,
-                total_epochs=int(m["total"]),
+                epoch=epoch,
+                total_epochs=total,
             )
         )
         return True
@@ -421,6 +469,9 @@ class LogParser:
     def _on_running(self, message: str, level: str | None, source: str | None) -> bool:
         if message != BANNER_START:
             return False
+        # a new banner starts a new run: what a second process repeats is judged within it
+        self._saved.clear()
+        self._step_high, self._step_key, self._epoch_total = (-1, -1), None, None
         self._set_phase(Phase.TRAINING)
         self._block = Banner(message)
         return True
@@ -476,19 +527,19 @@ class LogParser:
             self._rich = None
             self._message(rich.message(), rich.level, rich.source)
 
-    def _error_from_traceback(self, lines: list[str]) -> None:
-        last = lines[-1].strip()
-        category, remedy = classify_exception(last)
-        self._push(
-            _ChildError(
-                seq=self._next(),
-                t=self._t,
-                message=last,
-                category=category,
-                remedy=remedy,
-                traceback=lines,
-            )
-        )
+    def _end_traceback(self) -> None:
+        tb = self._tb
+        if tb is not None:
+            self._tb = None
+            self._error_from_traceback(tb)
+
+    def _error_from_traceback(self, tb: Traceback) -> None:
+        last = tb.exception()
+        if CHILD_FAILED_RE.match(last):
+            self._close_block()
+            self._block = ChildFailed(tb.lines)  # the report follows: rank, exitcode, cause
+            return
+        self._error(last, *classify_traceback(last, tb.lines), traceback=tb.lines)
 
     # --- tqdm ---------------------------------------------------------------------------------
 
@@ -499,84 +550,37 @@ class LogParser:
             self._close_block()
         desc = m["desc"]
         total_s = m["total"]
-        n = int(m["n"] if total_s is not None else m["n_only"])
         total = int(total_s) if total_s is not None else None
-        postfix = parse_postfix(m["postfix"])
+        n = int(m["n"] if total_s is not None else m["n_only"])
         if desc == "steps" and total is not None:
-            self._step(m, n, total, postfix)
+            self._step(m, n, total)
             return
         key = (desc, n, total)
         if key == self._bar_key:
             return
         self._bar_key = key
-        self._push(
-            _ProgressBar(
-                seq=self._next(),
-                t=self._t,
-                text=m.group(0),
-                desc=desc,
-                n=n,
-                total=total,
-                phase=self._phase,
-                rate_it_s=parse_rate(m["rate"], m["rate_unit"]),
-                elapsed_s=parse_seconds(m["elapsed"]),
-                eta_s=parse_seconds(m["remaining"]),
-                postfix=postfix or None,
-            )
-        )
+        self._push(bar_event(m, self._next(), self._t, self._phase))
 
-    def _step(self, m: re.Match[str], n: int, total: int, postfix: dict[str, str]) -> None:
+    def _step(self, m: re.Match[str], n: int, total: int) -> None:
         self._bar_key = None
-        loss_text = postfix.pop("avr_loss", None)
+        high_total, high = self._step_high
+        if total == high_total and n < high:
+            return  # behind the furthest step: a second process's bar (multi-GPU)
+        self._step_high = (total, n)
+        postfix = parse_postfix(m["postfix"])
+        key_name = "avr_loss" if "avr_loss" in postfix else "loss"
+        loss_text = postfix.pop(key_name, None)
         key = (n, total, loss_text)
         if key == self._step_key:
             return  # a redraw of the same state (rate/time only)
         self._step_key = key
         self._set_phase(Phase.TRAINING)
         loss = to_float(loss_text) if loss_text is not None else None
-        rate = parse_rate(m["rate"], m["rate_unit"])
-        epoch = self._epoch
-        plan = self._plan
-        per_epoch = plan.steps_per_epoch if plan is not None else None
-        epoch_step: int | None = None
-        epoch_eta: float | None = None
-        if epoch is not None and per_epoch:
-            # The bar counts from the resumed step; the plan's total counts from zero.
-            offset = 0
-            if plan is not None and plan.total_steps is not None and plan.total_steps >= total:
-                offset = plan.total_steps - total
-            epoch_step = min(max(n + offset - (epoch - 1) * per_epoch, 0), per_epoch)
-            if rate:
-                epoch_eta = (per_epoch - epoch_step) / rate
-        self._push(
-            _StepProgress(
-                seq=self._next(),
-                t=self._t,
-                text=m.group(0),
-                step=n,
-                total_steps=total,
-                epoch=epoch,
-                avr_loss=loss,
-                rate_it_s=rate,
-                elapsed_s=parse_seconds(m["elapsed"]),
-                eta_s=parse_seconds(m["remaining"]),
-                epoch_step=epoch_step,
-                epoch_total_steps=per_epoch,
-                epoch_eta_s=epoch_eta,
-                postfix=postfix or None,
-            )
-        )
+        self._push(step_event(m, self._next(), self._t, postfix, loss, self._epoch, self._plan))
         if loss is not None and math.isnan(loss) and not self._nan_reported:
             self._nan_reported = True
-            self._push(
-                _ChildError(
-                    seq=self._next(),
-                    t=self._t,
-                    message=f"avr_loss is nan at step {n}/{total}",
-                    category="nan_loss",
-                    remedy=GENERIC_REMEDIES["nan_loss"],
-                )
-            )
+            message = f"{key_name} is nan at step {n}/{total}"
+            self._error(message, "nan_loss", GENERIC_REMEDIES["nan_loss"])
 
     # --- emitting -----------------------------------------------------------------------------
 

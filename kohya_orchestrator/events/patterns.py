@@ -23,19 +23,27 @@ __all__ = [
     "CHECKPOINT_EPOCH_SUFFIX_RE",
     "CHECKPOINT_RE",
     "CHECKPOINT_STEP_SUFFIX_RE",
+    "CHILD_FAILED_RE",
     "EPOCH_RE",
+    "EXCEPTION_LINE_RE",
+    "GUI_HEAD_RE",
+    "LEVEL_PREFIX_RE",
     "LYCORIS_RE",
+    "OVERRIDE_STEPS_RE",
     "PHASE_PREFIXES",
     "PYTHON_WARNING_RE",
     "PYTHON_WARNING_SOURCE_RE",
     "RICH_HEAD_RE",
     "RICH_MESSAGE_COLUMN",
+    "RICH_TRACEBACK_TOP",
     "SAMPLE_FILENAME_RE",
     "SAMPLE_KEY_RE",
     "SAMPLING_RE",
+    "SAVE_TRAINED_RE",
     "STATE_SAVED_RE",
     "TQDM_RE",
     "TRACEBACK_START",
+    "WRAPPER_PREFIX_RE",
 ]
 
 # --- terminal control -------------------------------------------------------------------------
@@ -58,9 +66,13 @@ ANSI_RE: Final = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|
 #   (sd: train_util.py:992, 1170; diffusers pipeline bar while sampling).
 # - `read caption:`: a_lora_accelerate (sd: train_util.py, right after `found directory …`, 2059).
 # - no total `0it [00:00, ?it/s]`: f_missing_dir (sd: train_util.py:992 over zero images).
+# - no `|bar|` (`steps:   0% 0/2300 [00:01<?, ?it/s]`), as notebooks and Colab show a bar:
+#   old-formats/colab_no_bar.log (synthetic; shape from issue 15).
+# - postfix `loss=` instead of `avr_loss=` (2023 builds): old-formats/v0_5_loss_postfix.log
+#   (sd v0.5.1: train_network.py:560 `logs = {"loss": avr_loss}`; `avr_loss` from v0.7.1).
 TQDM_RE: Final = re.compile(
     r"(?:(?P<desc>[^|\[\]]*?): ?)?\s*"
-    r"(?:(?P<pct>\d+)%\|(?P<bar>[^|]*)\| ?(?P<n>\d+)/(?P<total>\d+) "
+    r"(?:(?P<pct>\d+)%(?:\|(?P<bar>[^|]*)\|)? ?(?P<n>\d+)/(?P<total>\d+) "
     r"|(?P<n_only>\d+)(?:it|[A-Za-z]+) )"
     r"\[(?P<elapsed>[\d:]+)(?:<(?P<remaining>[\d:]+|\?))?, *"
     r"(?P<rate>\d+(?:\.\d+)?(?:e[+-]?\d+)?|\?) ?(?P<rate_unit>[A-Za-z]*/s|s/[A-Za-z]+)"
@@ -80,6 +92,37 @@ RICH_HEAD_RE: Final = re.compile(
 # ends with the `file.py:123` column (its last word; the message may be empty: the blank `INFO`
 # record before sampling, a_lora_accelerate; sd: train_util.py:6393).
 RICH_MESSAGE_COLUMN: Final = 29
+
+# A rich row without the time column, as a wrapper that strips each line (or rich with
+# show_time=False) leaves it: the level padded to 8, one space, the message (`ERROR    No data
+# found.   train_network.py:576`). old-formats/wrapper_records.log (synthetic, from rich 14.1
+# logging.RichHandler / _log_render.py column layout as in a_lora_accelerate).
+# Also Python's own `logging` default format `LEVEL:logger:message` (`WARNING:xformers:A matching
+# Triton is not available`) and a bare `ERROR: message`.
+LEVEL_PREFIX_RE: Final = re.compile(
+    r"(?P<level>DEBUG {4}|INFO {5}|WARNING {2}|ERROR {4}|CRITICAL )(?=\S)"
+    r"|(?P<plain>DEBUG|INFO|WARNING|ERROR|CRITICAL):(?:(?P<logger>[A-Za-z_][\w.]*):)? ?"
+)
+
+# The kohya_ss GUI's own records (its rich console, `log_time_format="%H:%M:%S-%f"`,
+# show_path=False; kohya_gui/custom_logging.py): `14:06:40-973914 INFO     Training has ended.`
+# The message starts in column 25. old-formats/wrapper_records.log (synthetic).
+GUI_HEAD_RE: Final = re.compile(
+    r"\d\d:\d\d:\d\d-\d{6} (?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) +(?=\S)"
+)
+
+# --- wrappers that prefix every line ------------------------------------------------------------
+
+# Stripped before anything else is read from a segment (each shape exactly, nothing looser):
+# - `[08:03:35] [STDERR] ` / `[STDOUT] ` (a time in brackets, then the stream) and a bare
+#   `[stderr] ` / `[stdout] `: process-capturing launchers that label each stream (issue 15);
+# - `docker compose logs`: `<service>-<n>  | ` (the service name, its replica number, padding).
+# old-formats/wrapper_prefixes.log (synthetic).
+WRAPPER_PREFIX_RE: Final = re.compile(
+    r"(?:\[(?:\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(?:[.,]\d+)?\] )?"
+    r"\[(?:STDOUT|STDERR|stdout|stderr)\] ?"
+    r"|[a-z0-9][a-z0-9_.-]*-\d+ +\| "
+)
 
 # --- LyCORIS's own logger (stdout, coloured) ---------------------------------------------------
 
@@ -147,6 +190,18 @@ STATE_SAVED_RE: Final = re.compile(
     r"step (?P<step>\d+)"
 )
 
+# `save trained model to <path>`: the final model of early-2023 builds (print; sd v0.4.0
+# train_network.py:427, v0.5.1:622, through v0.6.2:713; from v0.6.3 the final save is a
+# `saving checkpoint:` line too). old-formats/v0_5_loss_postfix.log (synthetic).
+SAVE_TRAINED_RE: Final = re.compile(r"save trained model to (?P<path>.+?)\s*$")
+
+# `override steps. steps for 2 epochs is / 指定エポックまでのステップ数: 8`: the total when
+# max_train_epochs sets it (print in v0.3.2-v0.7.x, train_network.py:183 in v0.5.1; a log record
+# today, a_lora_accelerate). old-formats/v0_5_loss_postfix.log, v0_4_oom_before_banner.log.
+OVERRIDE_STEPS_RE: Final = re.compile(
+    r"override steps\. steps for (?P<epochs>\d+) epochs is\b.*?: ?(?P<total>\d+)\s*$"
+)
+
 # `generating sample images at step / サンプル画像生成 ステップ: 4` (log; wrapped at 80 columns):
 # a_lora_accelerate, h_simplelog, h_columns200 (sd: train_util.py:6394).
 SAMPLING_RE: Final = re.compile(r"generating sample images at step\b.*?(?P<step>\d+)\s*$", re.S)
@@ -174,11 +229,35 @@ SAMPLE_FILENAME_RE: Final = re.compile(
 # (`KeyError: 'ia3'`, `KeyboardInterrupt`) and ends the traceback.
 TRACEBACK_START: Final = "Traceback (most recent call last):"
 
+# rich's traceback (rich.traceback.install(), which accelerate runs when ACCELERATE_ENABLE_RICH
+# is set, and which 2023 accelerate builds ran whenever rich was installed): a rounded box
+# `╭──── Traceback (most recent call last) ────╮`, frame rows `│ … │`, `╰────╯`, then the
+# exception as `Name: value` word-wrapped at the box width. old-formats/rich_oom_accelerate.log
+# (captured: accelerate 1.6.0, rich 14.1.0).
+RICH_TRACEBACK_TOP: Final = re.compile(r"╭─+ Traceback \(most recent call last\) ─+╮$")
+
+# An exception line: `torch.OutOfMemoryError: CUDA out of memory…`, `KeyboardInterrupt`. Used to
+# find an exception without a `Traceback` header (a pasted tail) and inside a rich box.
+EXCEPTION_LINE_RE: Final = re.compile(
+    r"(?:[A-Za-z_]\w*\.)*(?P<name>[A-Z]\w*(?:Error|Exception|Interrupt|Exit)|StopIteration)"
+    r"(?::(?: (?P<value>.*))?)?$"
+)
+
+# torch.distributed.elastic's report of a failed worker (torchrun, accelerate multi-GPU):
+# `…ChildFailedError: ` then a `====` box with the `Root Cause (first observed failure):` record
+# (rank, exitcode, error_file, traceback). old-formats/torchrun_exit.log,
+# torchrun_oom_record.log (captured: torch 2.14.1, `torch/distributed/elastic/multiprocessing/
+# errors/__init__.py` _MSG_FORMAT_TEMPLATE).
+CHILD_FAILED_RE: Final = re.compile(r"(?:[\w.]*\.)?ChildFailedError:?\s*$")
+
 # `warnings.formatwarning`: `<file>:<line>: <Category>: <message>` then `  <source line>`.
 # a_lora_accelerate (diffusers FutureWarning whose message spans 14 lines), e_prodigy
 # (RuntimeWarning: invalid value encountered in cast).
+# A Windows path starts with a drive letter (`D:\\kohya\\venv\\…\\accelerator.py:249:
+# FutureWarning: …`): old-formats/windows_warning.log (synthetic).
 PYTHON_WARNING_RE: Final = re.compile(
-    r"(?P<file>\S[^:]*):(?P<line>\d+): (?P<category>[A-Z]\w*Warning): (?P<message>.*)$"
+    r"(?P<file>(?:[A-Za-z]:[\\/])?[^:\s][^:]*):(?P<line>\d+): (?P<category>[A-Z]\w*Warning): "
+    r"(?P<message>.*)$"
 )
 # The source line that closes a Python warning block (two spaces, then code; not JSON).
 PYTHON_WARNING_SOURCE_RE: Final = re.compile(r"  [^\s\"'{}\[\]]")
