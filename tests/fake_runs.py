@@ -91,3 +91,16 @@ def start_fake(job: TrainingJob, install: Install, tmp_path: Path, **kw: object)
         launch=LaunchOptions(use_accelerate=False),
         **kw,  # type: ignore[arg-type]
     )
+
+
+def add_image(folder: Path, name: str = "a.png", size: tuple[int, int] = (64, 64)) -> Path:
+    """One small real PNG in ``folder`` (created), so a job's image folder is not empty.
+
+    ``validate``, like ``plan``, refuses a dataset with no image sd-scripts could train on.
+    """
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    Image.new("RGB", size, (120, 90, 60)).save(path)
+    return path

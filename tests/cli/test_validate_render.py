@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import toml
+from fake_runs import add_image
 
 from kohya_orchestrator.cli.main import main
 
@@ -16,7 +18,7 @@ EXAMPLE = REPO / "docs" / "examples" / "oilpaint.toml"
 
 @pytest.fixture
 def job_file(tmp_path: Path) -> Path:
-    (tmp_path / "img" / "20_zengxin oilpaint").mkdir(parents=True)
+    add_image(tmp_path / "img" / "20_zengxin oilpaint")
     (tmp_path / "sd15.safetensors").write_bytes(b"")
     path = tmp_path / "job.toml"
     path.write_text(
@@ -36,7 +38,7 @@ def test_validate_ok(job_file: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_validate_missing_image_dir(job_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (job_file.parent / "img" / "20_zengxin oilpaint").rmdir()
+    shutil.rmtree(job_file.parent / "img" / "20_zengxin oilpaint")
     assert main(["validate", str(job_file)]) == 2
     err = capsys.readouterr().err
     assert "dataset.subsets[0].image_dir" in err and "image folder does not exist" in err
@@ -138,3 +140,32 @@ def test_import_config_of_real_fixture_catches_bad_args(
     )
     assert rc == 2
     assert "network.conv_dim: expected an integer, got 'notanumber'" in capsys.readouterr().err
+
+
+def test_validate_refuses_what_plan_refuses(
+    job_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = job_file.parent / "img" / "20_zengxin oilpaint"
+    (folder / "a.png").unlink()  # an empty folder: sd-scripts would exit 0 having trained nothing
+    assert main(["validate", str(job_file)]) == 2
+    assert "no images to train on" in capsys.readouterr().err
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    assert main(["validate", str(job_file)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.jpg: cannot read the image size" in err
+    assert main(["validate", str(job_file), "--no-paths"]) == 0  # the opt-out skips the disk
+
+
+def test_validate_refuses_and_render_warns_about_earlier_outputs(
+    job_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = job_file.parent / "out"
+    out.mkdir()
+    (out / "lora.safetensors").write_bytes(b"x")  # the output name defaults to "lora"
+    assert main(["validate", str(job_file)]) == 2
+    assert "would be overwritten" in capsys.readouterr().err
+    rendered = job_file.parent / "rendered"
+    assert main(["render", str(job_file), "--out", str(rendered)]) == 0
+    err = capsys.readouterr().err
+    assert "would be overwritten" in err
+    assert (rendered / "config.toml").is_file()

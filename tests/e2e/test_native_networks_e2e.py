@@ -51,6 +51,9 @@ def test_sd_scripts_own_lokr_trains_sdxl(
             "max_train_epochs": 1,
             "save_every_n_epochs": None,
             "cache_text_encoder_outputs": True,
+            # networks.lokr builds each module's full weight delta in its forward: without
+            # checkpointing autograd keeps all of them (the U-Net's size again, 24 GB in all)
+            "gradient_checkpointing": True,
         },
     )
     data["network"] = {

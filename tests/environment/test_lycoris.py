@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import toml
+from fake_runs import add_image
 
 from kohya_orchestrator.environment.discovery import Install
 from kohya_orchestrator.environment.doctor import diagnose
@@ -462,7 +463,7 @@ class TestBeforeLaunch:
 class TestValidate:
     @pytest.fixture
     def job_file(self, tmp_path: Path) -> Path:
-        (tmp_path / "img" / "2_x").mkdir(parents=True)
+        add_image(tmp_path / "img" / "2_x")
         (tmp_path / "m.safetensors").write_bytes(b"")
         path = tmp_path / "job.toml"
         path.write_text(

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_runs import add_image
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.environment import manifest as manifest_module
@@ -210,7 +211,7 @@ def test_validate_and_render_check_against_the_install(
     install = make_install(tmp_path, drop=("min_snr_gamma",))
     job = tmp_path / "job.toml"
     img = tmp_path / "img" / "2_oilpaint style"
-    img.mkdir(parents=True)
+    add_image(img)
     job.write_text(
         "[model]\npretrained_model_name_or_path = 'runwayml/stable-diffusion-v1-5'\n"
         f"[dataset]\nsubsets = [{{image_dir = '{img}'}}]\n"

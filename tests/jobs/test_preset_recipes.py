@@ -337,3 +337,29 @@ def test_preset_cli_without_data_never_trains(
     assert "command" in captured.out and str(FAKE / "train_network.py") in captured.out
     assert "epochs from your data: 6 images x 10 repeats / batch 2" in captured.out
     assert "nothing was trained" in captured.out
+
+
+def test_preset_cli_does_not_launch_on_a_folder_without_images(
+    tmp_path: Path,
+    fake_install: Install,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import kohya_orchestrator.cli.commands.train as train_verb
+    import kohya_orchestrator.environment.discovery as environment
+
+    data = tmp_path / "img" / "20_zengxin oilpaint"
+    data.mkdir(parents=True)
+    (data / "broken.jpg").write_bytes(b"not a jpeg")  # plan says sd-scripts would stop on it
+    model = tmp_path / "sd15.safetensors"
+    model.write_bytes(b"")
+    monkeypatch.setattr(environment, "find_install", lambda *a, **k: fake_install)
+    calls: list[object] = []
+    monkeypatch.setattr(train_verb, "train_job", lambda *a, **k: calls.append(a) or 0)
+    monkeypatch.chdir(tmp_path)
+    argv = ["preset", "oilpaint", "--data", str(tmp_path / "img"), "--model", str(model)]
+    assert main(argv) == 2
+    assert calls == []
+    err = capsys.readouterr().err
+    assert "broken.jpg: cannot read the image size" in err
+    assert "no images to train on" in err

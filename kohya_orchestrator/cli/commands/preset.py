@@ -14,6 +14,10 @@ import argparse
 
 from .._common import RAW, add_set_option
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from ...errors import Problem
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the verb."""
@@ -256,7 +260,7 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
         else:
             hint("--dry-run: nothing was trained")
         return 0
-    require_no_problems(path_problems, f"preset '{name}'")
+    require_no_problems(path_problems + _dataset_errors(job), f"preset '{name}'")
     from .train import train_job
 
     ok(f"starting training: {job.display_name}, output in {job.training.output_dir}")
@@ -269,6 +273,17 @@ def _section(title: str, text: str) -> None:
     out = console()
     out.rule(title, style="dim")
     out.print(text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+
+
+def _dataset_errors(job: object) -> list[Problem]:
+    """What the step plan finds that would make sd-scripts train nothing (no images, unreadable
+    files): refused before a launch, as ``validate`` reports it."""
+    from ...datasets.plan import plan_job
+
+    try:
+        return plan_job(job).errors  # type: ignore[arg-type]
+    except Exception:  # the plan printed above already said why it could not be made
+        return []
 
 
 def _print_plan(job: object) -> None:

@@ -39,13 +39,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Render and write."""
+    from dataclasses import replace
     from pathlib import Path
 
     from ...errors import ConfigError, Problem
     from ...jobs.arguments import check_job_arguments
-    from ...jobs.checks import check_paths
+    from ...jobs.checks import check_outputs, check_paths
     from ...render.files import write_rendered
-    from ...ui.messages import ok
+    from ...ui.messages import ok, print_problems
     from .._common import (
         install_arguments,
         load_job_from_args,
@@ -59,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_paths:
         problems += check_paths(job)
     require_no_problems(problems, args.job)
+    if not args.no_paths:  # rendering writes no model, so a clash with earlier outputs is a warning
+        clashes = [replace(p, severity="warning") for p in check_outputs(job)]
+        if clashes:
+            print_problems(clashes)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError([Problem("--out", f"not a folder: {out}", "give a folder path")])

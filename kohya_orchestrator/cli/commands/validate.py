@@ -40,11 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Validate and report."""
+    from ...datasets.plan import plan_job
     from ...environment.lycoris import check_network_compat, network_guidance
     from ...environment.probe import probe_package_versions
     from ...errors import Problem
     from ...jobs.arguments import check_job_arguments
-    from ...jobs.checks import check_paths
+    from ...jobs.checks import check_outputs, check_paths
     from ...models import job_warnings
     from ...ui.messages import ok, print_problems
     from .._common import install_arguments, load_job_from_args, require_no_problems
@@ -52,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     # only when pointed at an install: validate stays fast
     install, arguments = install_arguments(args.sd_scripts, search=False)
     job = load_job_from_args(args, arguments)
-    found = [] if args.no_paths else check_paths(job, placeholders="warning")
+    found = [] if args.no_paths else check_paths(job, placeholders="warning") + check_outputs(job)
+    if not args.no_paths and not any(p.severity == "error" for p in found):
+        # what `plan` finds in the image folders: none to train on, unreadable files
+        found += plan_job(job, source=args.job).warnings
     problems: list[Problem] = [p for p in found if p.severity == "error"]
     warnings = [p for p in found if p.severity != "error"]
     warnings += job_warnings(job) + network_guidance(job)
