@@ -233,6 +233,20 @@ FAILURE_RULES: tuple[FailureRule, ...] = (
         example="train_network.py: error: unrecognized arguments: --network_dimm 16",
         scope="message",
     ),
+    FailureRule(
+        category="bad_argument",
+        # An sd-scripts that predates the optimizer looks any other name up in torch.optim
+        # (train_util.get_optimizer); captured with v0.6.0 and Prodigy
+        # (tests/fixtures/sd-scripts/old-version-logs/v0.6.0/prodigy_unknown).
+        pattern=re.compile(r"module 'torch\.optim' has no attribute '(?P<optimizer>[\w.]+)'"),
+        remedy=(
+            "This sd-scripts does not know optimizer {optimizer} (it looked the name up in "
+            "torch.optim, as releases from before that optimizer do): update sd-scripts, or "
+            "choose an optimizer.type it has (AdamW, AdamW8bit, Lion, AdaFactor, ...)."
+        ),
+        example="AttributeError: module 'torch.optim' has no attribute 'Prodigy'",
+        scope="exception",
+    ),
 )
 """Known failures, first match wins. ``nan_loss`` comes from the loss value, not from a line."""
 

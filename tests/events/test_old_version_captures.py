@@ -160,17 +160,19 @@ def test_a_missing_image_folder_is_no_data() -> None:
     assert _result("missing_dir")["rc"] == 0  # sd-scripts returns normally
 
 
-def test_an_optimizer_the_release_lacks_is_the_trainers_own_exception() -> None:
+def test_an_optimizer_the_release_lacks_is_a_bad_argument_with_the_fix() -> None:
     # use Prodigy | {}
     # AttributeError: module 'torch.optim' has no attribute 'Prodigy'
     # ... then accelerate's subprocess.CalledProcessError (exit status 1)
     events = _events("prodigy_unknown")
     errors = _of(events, "child_error")
-    assert [e.category for e in errors] == ["exception", "launcher_failed"]
+    assert [e.category for e in errors] == ["bad_argument", "launcher_failed"]
     failure = classify_failure(events)
     assert failure is not None
     assert failure.message == "AttributeError: module 'torch.optim' has no attribute 'Prodigy'"
-    assert failure.category == "exception"
+    assert failure.category == "bad_argument"
+    assert failure.remedy is not None
+    assert failure.remedy.startswith("This sd-scripts does not know optimizer Prodigy")
     assert failure.traceback[0] == "Traceback (most recent call last):"
     assert failure.traceback[-2].strip() == (
         "optimizer_class = getattr(optimizer_module, optimizer_type)"
