@@ -7,8 +7,9 @@ and drop it when rendering.
 
 from __future__ import annotations
 
+import ntpath
+import os
 import re
-from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Strict, Tag, field_validator
@@ -46,6 +47,9 @@ def parse_repeats_folder(name: str) -> tuple[int, str] | None:
     except ValueError:
         return None
     return repeats, tail if sep else ""
+
+
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
 
 
 class CaptionOptions(StrictModel):
@@ -156,8 +160,16 @@ class DreamBoothSubset(CaptionOptions):
 
     @property
     def folder_name(self) -> str:
-        """The last component of image_dir."""
-        return PurePath(self.image_dir.replace("\\", "/")).name
+        """The last component of image_dir, as sd-scripts takes it on this machine.
+
+        sd-scripts reads the repeat count from ``os.path.basename`` of the folder: on Windows a
+        backslash separates folders, on Linux and macOS it is a character of the name
+        (``20_a\\b`` keeps its 20 repeats there). A Windows path (``D:\\...``, ``\\\\server\\...``)
+        is read as one wherever the job is checked: it was written for a Windows machine.
+        """
+        if _WINDOWS_PATH.match(self.image_dir):
+            return ntpath.basename(self.image_dir)
+        return os.path.basename(self.image_dir)
 
     @property
     def effective_repeats(self) -> int | None:

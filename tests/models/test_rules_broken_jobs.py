@@ -7,6 +7,7 @@ valid neighbour that differs only in the offending value (no such problem).
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import pytest
@@ -426,3 +427,17 @@ class TestWarningsMore:
         j = validate_job(data)
         assert j.dataset.subsets[0].effective_repeats == 20
         assert job_warnings(j) == []
+
+
+@pytest.mark.skipif(os.sep != "/", reason="a backslash is a separator on Windows")
+def test_a_backslash_in_a_folder_name_keeps_its_repeats_on_posix() -> None:
+    from kohya_orchestrator.models.dataset import DreamBoothSubset
+
+    # sd-scripts takes os.path.basename: on Linux '20_a\b' is one name with 20 repeats
+    posix = DreamBoothSubset(image_dir="/data/img/20_a\\b")
+    assert (posix.folder_name, posix.effective_repeats) == ("20_a\\b", 20)
+    assert posix.effective_class_tokens == "a\\b"
+    # a path written on Windows is read as one wherever the job is checked
+    for written in ("D:\\datasets\\20_oil", "C:/datasets/20_oil", "\\\\nas\\share\\20_oil"):
+        win = DreamBoothSubset(image_dir=written)
+        assert (win.folder_name, win.effective_repeats) == ("20_oil", 20), written
