@@ -97,6 +97,8 @@ class _Tally:
     unusual: int = 0
     duplicates: int = 0
     trigger_missing: list[str] = field(default_factory=list)
+    long: list[tuple[str, int]] = field(default_factory=list)
+    """(caption file, at least this many CLIP tokens) over CLIP's 75."""
 
 
 @dataclass
@@ -250,6 +252,21 @@ def _trigger_pattern(trigger: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + re.escape(trigger.lower()) + r"(?!\w)")
 
 
+CLIP_TOKENS = 75
+"""What CLIP reads of a caption in sd-scripts without ``--max_token_length`` (77 minus the start
+and end tokens); the rest is cut."""
+
+# CLIP's pre-tokenizer (openai/CLIP simple_tokenizer.py, transformers' CLIPTokenizer): letters in
+# runs, every digit alone, punctuation in runs; BPE then splits words further, so counting these
+# pieces gives a floor.
+_CLIP_PIECES = re.compile(r"'(?:s|t|re|ve|m|ll|d)|[^\W\d_]+|\d|[^\s\w]+|_+")
+
+
+def clip_token_floor(caption: str) -> int:
+    """At least this many CLIP tokens (BPE only ever splits the pieces counted here further)."""
+    return len(_CLIP_PIECES.findall(caption.lower()))
+
+
 def _examples(paths: list[str], n: int = 3) -> str:
     names = [os.path.basename(p) for p in paths[:n]]
     more = f" and {len(paths) - n} more" if len(paths) > n else ""
@@ -284,6 +301,9 @@ def _scan_subset(subset: SubsetFolder, scan: _Scan, trigger: str | None) -> Subs
             scan.findings.append(_note("empty_caption", cap_path))
             continue
         low = caption.lower()
+        tokens = clip_token_floor(low)
+        if tokens > CLIP_TOKENS:
+            tally.long.append((cap_path, tokens))
         tags.update(filter(None, [t.strip() for t in low.split(",")]))
         if search is not None and not search(low):
             tally.trigger_missing.append(image)
@@ -363,6 +383,18 @@ def _subset_findings(subset: SubsetFolder, t: _Tally, scan: _Scan, word: str | N
                 ext=ext,
                 names=names,
                 fallback=fallback,
+            )
+        )
+    if t.long:
+        worst_path, worst = max(t.long, key=lambda item: item[1])
+        scan.findings.append(
+            _note(
+                "long_caption",
+                path,
+                n=len(t.long),
+                limit=CLIP_TOKENS,
+                most=worst,
+                name=os.path.basename(worst_path),
             )
         )
     if t.other_ext:

@@ -100,6 +100,13 @@ INSPECT_FINDINGS: FindingTable = {
         "{n} image(s) have no {ext} caption ({names}): {fallback}",
         "write captions, or tag the images (WD14 tagger)",
     ),
+    "long_caption": (
+        "warning",
+        "{n} caption(s) are longer than CLIP's {limit} tokens (at least {most} in {name}): the "
+        "words after the limit never train",
+        "shorten them (the trigger word first), or set max_token_length = 150 or 225 in the "
+        "job's [extra_args]",
+    ),
     "other_caption_extension": (
         "warning",
         "{n} image(s) have a {other} caption but captions are read from {ext}",

@@ -194,3 +194,31 @@ class TestBadInput:
 )
 def test_ratio_label(size: tuple[int, int], label: str) -> None:
     assert ratio_label(*size) == label
+
+
+def test_captions_longer_than_clip_reads_are_flagged(tmp_path: Path) -> None:
+    from kohya_orchestrator.datasets.report import clip_token_floor
+
+    long = ", ".join(["zengxin oilpaint, a boat on the river at dusk"] * 8)
+    assert clip_token_floor(long) > 75
+    assert clip_token_floor("zengxin oilpaint, (best quality:1.2), 8k") == 13  # "),": one piece
+    make_subset(tmp_path / "train", "10_oil", [(512, 512)] * 3, captions=[long, "short", long])
+    report = inspect_dataset(tmp_path / "train")
+    (finding,) = [f for f in report.findings if f.code == "long_caption"]
+    assert finding.severity == "warning"
+    assert finding.message.startswith("2 caption(s) are longer than CLIP's 75 tokens (at least ")
+    assert "max_token_length = 150 or 225" in (finding.hint or "")
+
+
+def test_inspect_never_prints_one_subsets_numbers_for_another(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kohya_orchestrator.cli.main import main
+
+    for name, n in (("3_a", 1), ("3_b", 8), ("3_c", 7)):
+        make_subset(tmp_path / "img", name, [(512, 512)] * n, seed=n)
+    main(["dataset", "inspect", str(tmp_path / "img")])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "3 × few images:" in out
+    for name, n in (("3_a", 1), ("3_b", 8), ("3_c", 7)):
+        assert f"{name}: only {n} images" in out

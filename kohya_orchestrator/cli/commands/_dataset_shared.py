@@ -75,10 +75,18 @@ def print_findings(findings: Sequence[Problem], *, root: str | None = None) -> N
             if len(items) == 1:
                 where = escape(short_path(first.path, root))
                 out.print(f"{marks[severity]} [bold]{where}[/bold]: {escape(first.message)}")
-            else:
+            elif all(f.message == first.message for f in items):
                 out.print(f"{marks[severity]} {len(items)} × {escape(first.message)}")
                 for f in items[:5]:
                     out.print(f"    [dim]{escape(short_path(f.path, root))}[/dim]")
+                if len(items) > 5:
+                    out.print(f"    [dim]... and {len(items) - 5} more[/dim]")
+            else:  # one kind, each with its own numbers: never one item's message for all
+                kind = (first.code or "findings").replace("_", " ")
+                out.print(f"{marks[severity]} {len(items)} × {escape(kind)}:")
+                for f in items[:5]:
+                    where = escape(short_path(f.path, root))
+                    out.print(f"    [bold]{where}[/bold]: {escape(f.message)}")
                 if len(items) > 5:
                     out.print(f"    [dim]... and {len(items) - 5} more[/dim]")
             if first.hint:
