@@ -385,6 +385,26 @@ class JobQueue:
                 (lock.id, lock.pid, lock.host, json.dumps(list(gpus)), now, now),
             )
 
+    def live_runners(self) -> list[dict[str, Any]]:
+        """Runners of this queue that have not stopped and are alive (their lock is held):
+        ``id``, ``pid``, ``host``, ``gpus`` (``None`` in it: the default device)."""
+        with self._tx() as con:
+            rows = con.execute(
+                "SELECT id, pid, host, gpus, heartbeat_at FROM runners WHERE stopped_at IS NULL"
+            ).fetchall()
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            if runner_alive(self.path, row["id"], row["host"], row["heartbeat_at"]):
+                out.append(
+                    {
+                        "id": row["id"],
+                        "pid": row["pid"],
+                        "host": row["host"],
+                        "gpus": json.loads(row["gpus"] or "[null]"),
+                    }
+                )
+        return out
+
     def unregister_runner(self, lock: RunnerLock) -> None:
         """Record a runner that stopped normally."""
         with self._tx() as con:

@@ -249,3 +249,31 @@ def test_notice_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     _notice("retrying", None, None, None)
     captured = capsys.readouterr()
     assert "job 7 (n): msg" in captured.out + captured.err
+
+
+def test_a_second_runner_on_the_same_gpu_is_warned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kohya_orchestrator.cli.commands.queue import _warn_shared_gpus
+
+    queue = JobQueue(tmp_path / "q")
+    first = RunnerLock(queue.path)
+    queue.register_runner(first, ["0"])
+    gone = RunnerLock(queue.path)
+    queue.register_runner(gone, ["1"])
+    gone.release()  # its process ended: not alive, never warned about
+    try:
+        assert [r["gpus"] for r in queue.live_runners()] == [["0"]]
+        _warn_shared_gpus(queue, ("0",))
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"another runner of this queue (pid {first.pid}) already trains on 0" in err
+        _warn_shared_gpus(queue, ("1",))  # another GPU: fine
+        _warn_shared_gpus(queue, ("2", "3"))
+        assert capsys.readouterr().err == ""
+        _warn_shared_gpus(queue, (None,))  # the default device may be GPU 0
+        assert "already trains on the default GPU" in " ".join(capsys.readouterr().err.split())
+        queue.unregister_runner(first)
+        _warn_shared_gpus(queue, ("0",))
+        assert capsys.readouterr().err == ""
+    finally:
+        first.release()

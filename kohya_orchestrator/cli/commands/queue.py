@@ -391,6 +391,8 @@ def run_jobs(
     if args.gpus:
         gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip())
 
+    _warn_shared_gpus(queue, gpus)
+
     def sinks(job: QueueJob) -> list[EventSink]:
         # one worker: live progress, on the console the notices print to (lines stay above it)
         return [RichProgressSink(console(), transient=True)] if len(gpus) == 1 else []
@@ -427,6 +429,40 @@ def run_jobs(
             + ", ".join(f"job {j.id} {j.status.value}" for j in others)
         )
     return (0 if not others else 1), done
+
+
+def _warn_shared_gpus(queue: JobQueue, gpus: tuple[str | None, ...]) -> None:
+    """Warn when another live runner of this queue on this machine uses one of these GPUs."""
+    import socket
+
+    from ...errors import Problem
+    from ...ui.messages import print_problems
+
+    host = socket.gethostname()
+    for other in queue.live_runners():
+        if other["host"] != host:
+            continue
+        theirs = set(other["gpus"])
+        shared = (
+            sorted(str(g) for g in set(gpus) & theirs)
+            if None not in theirs and None not in gpus
+            else ["the default GPU" if None in gpus else ", ".join(str(g) for g in gpus)]
+        )
+        if not shared:
+            continue
+        print_problems(
+            [
+                Problem(
+                    "queue run",
+                    f"another runner of this queue (pid {other['pid']}) already trains on "
+                    f"{', '.join(shared)}: two trainings on one GPU share its memory and usually "
+                    "both run out, or crawl",
+                    "let that runner take the jobs (it does, one after another), or give each "
+                    "runner its own --gpus",
+                    severity="warning",
+                )
+            ]
+        )
 
 
 def _run(args: argparse.Namespace) -> int:
