@@ -7,6 +7,12 @@ import signal
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# `pytest --hypothesis-profile=long` (hypothesis' own option): the property tests, and the e2e
+# oracles that batch their examples (tests/e2e/test_schema_oracle.py, test_prompt_oracle.py,
+# test_lr_weight_oracle.py), draw thousands of examples instead of a few hundred.
+settings.register_profile("long", max_examples=3000, deadline=None)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The real sd-scripts captures, kept in the repository as data (tests/fixtures/README.md says what

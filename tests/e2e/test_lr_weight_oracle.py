@@ -28,7 +28,7 @@ from kohya_orchestrator.models.rules.lr_weights import CURVES
 
 pytestmark = pytest.mark.e2e
 ORACLE = Path(__file__).with_name("_sd_lr_weight_oracle.py")
-EXAMPLES = 300
+EXAMPLES = max(300, settings.default.max_examples)  # --hypothesis-profile=long: 3000
 KEYS = ("down_lr_weight", "mid_lr_weight", "up_lr_weight")
 GOOD = ["0", "0.25", "0.5", "1", "1.5", "2"]
 ITEMS = [*GOOD, "", "-0.5", "x"]

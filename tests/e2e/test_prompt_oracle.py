@@ -30,7 +30,7 @@ from kohya_orchestrator.render.toml import render_sample_prompts
 pytestmark = pytest.mark.e2e
 ORACLE = Path(__file__).with_name("_sd_prompt_oracle.py")
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "render"
-EXAMPLES = 300
+EXAMPLES = max(300, settings.default.max_examples)  # --hypothesis-profile=long: 3000
 
 BASE: dict[str, Any] = {
     "model": {"pretrained_model_name_or_path": "/m/sd15.safetensors"},
