@@ -4,17 +4,23 @@
 returns a :class:`RunResult`. Everything a run did is in its run directory (launch/rundir.py),
 including for runs that crashed. sd-scripts exits 0 when it finds no data ("No data found"), so
 success is judged by the events and the final checkpoint file, not by the exit code alone.
+
+Faults: a failed write into the run directory (``OSError``, a full disk) stops the trainer and
+ends the run as failed ("no space left on <run dir>"), its last records written into the space the
+run directory reserved. Its lock, held for the run's life, tells readers when we were killed.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import math
 import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from io import FileIO
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,7 @@ from .environment.lycoris import check_before_launch
 from .environment.manifest import arguments_of
 from .environment.preflight import preflight
 from .environment.probe import Environment, probe_environment
-from .errors import ConfigError, Problem
+from .errors import ConfigError, LaunchError, Problem
 from .events import (
     ChildError,
     ChildWarning,
@@ -50,7 +56,7 @@ from .jobs.layers import resolve_relative_paths
 from .jobs.loading import validate_job
 from .launch.monitor import ResourceMonitor
 from .launch.process import ProcessHandle, spawn
-from .launch.rundir import RunDir, redact_env
+from .launch.rundir import RunDir, redact_env, write_error_reason
 from .models import TrainingJob
 from .outputs.lora_header import check_run_outputs
 from .render.command import LaunchOptions, build_launch_spec
@@ -90,6 +96,9 @@ class RunResult(BaseModel):
     remedies: list[str] = Field(
         default_factory=list, description="Job-specific fixes, e.g. memory switches after an OOM."
     )
+    write_error: str | None = Field(
+        default=None, description="Set when a write into the run directory failed (disk full)."
+    )
 
     @property
     def ok(self) -> bool:
@@ -111,6 +120,11 @@ class _State:
     stop_reason: str | None = None
     user_canceled: bool = False
     sink_errors: list[str] = field(default_factory=list)
+    write_error: str | None = None
+    events_lost: int = 0  # events not written to events.jsonl (disk full)
+    events_torn: bool = False  # a line was written in part
+    finishing: bool = False  # the final records: written whatever failed before
+    log_cut: bool = False  # writing console.log failed
 
 
 class Run:
@@ -144,7 +158,11 @@ class Run:
         self._handle: ProcessHandle | None = None
         self._stopper: threading.Thread | None = None
         self._monitor: ResourceMonitor | None = None
-        self._events_file = run_dir.events_jsonl.open("a", encoding="utf-8")
+        self._events_file: FileIO | None = None  # unbuffered: a failed write keeps nothing back
+        try:
+            self._events_file = run_dir.events_jsonl.open("ab", buffering=0)
+        except OSError as exc:
+            self._write_failed(exc)
 
     # ------------------------------------------------------------------ event fan-out
     def _emit(self, events: Sequence[Event]) -> None:
@@ -152,8 +170,7 @@ class Run:
             for event in events:
                 event = event.model_copy(update={"seq": self._seq, "t": round(self._now(), 3)})
                 self._seq += 1
-                self._events_file.write(EventAdapter.dump_json(event).decode("utf-8") + "\n")
-                self._events_file.flush()
+                self._append(EventAdapter.dump_json(event) + b"\n")
                 self._observe(event)
                 for sink in self._sinks:
                     try:
@@ -162,6 +179,35 @@ class Run:
                         self._state.sink_errors.append(repr(SinkError(f"{sink!r}: {exc!r}")))
                 if self._iterable:
                     self._queue.put(event)
+
+    def _append(self, line: bytes) -> None:
+        s = self._state
+        if self._events_file is None or (s.write_error is not None and not s.finishing):
+            s.events_lost += 1
+            return
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[self._events_file.write(view) :]
+        except OSError as exc:
+            s.events_lost += 1
+            s.events_torn = s.events_torn or len(view) < len(line)
+            if s.finishing:
+                s.sink_errors.append(f"writing events.jsonl: {exc}")
+            else:
+                self._write_failed(exc)
+
+    def _write_failed(self, exc: OSError) -> None:
+        """A write into the run directory failed: stop the trainer, end the run as failed."""
+        reason = write_error_reason(exc, self.run_dir.path)
+        with self._lock:
+            if self._state.write_error is None:
+                self._state.write_error = reason
+        self._stop(reason)
+
+    def _on_log_error(self, exc: OSError) -> None:
+        self._state.log_cut = True
+        self._write_failed(exc)
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -243,24 +289,49 @@ class Run:
 
     def _wait_child(self) -> None:
         assert self._handle is not None
-        rc = self._handle.wait()
-        if self._monitor is not None:
-            self._monitor.stop()
-        tail = self._decoder.decode(b"", final=True)
-        events = self._parser.feed(tail, t=self._now()) if tail else []
-        events += self._parser.close()
-        events += self._scan_samples()
-        self._emit(events)
-        with self._lock:
-            stopper = self._stopper
-        if stopper is not None:
-            stopper.join()
-        leftovers = self._handle.leftovers
-        if leftovers:
-            self._emit([_leftover_warning(leftovers)])
-        self._finish(rc)
+        rc: int | None = None
+        try:
+            rc = self._handle.wait()
+            if self._monitor is not None:
+                self._monitor.stop()
+            tail = self._decoder.decode(b"", final=True)
+            events = self._parser.feed(tail, t=self._now()) if tail else []
+            events += self._parser.close()
+            events += self._scan_samples()
+            self._emit(events)
+            with self._lock:
+                stopper = self._stopper
+            if stopper is not None:
+                stopper.join()
+            leftovers = self._handle.leftovers
+            if leftovers:
+                self._emit([_leftover_warning(leftovers)])
+        finally:
+            self._finish(rc)
 
     def _finish(self, rc: int | None, reason: str | None = None) -> None:
+        # Whatever fails here, the run ends: a waiter never hangs, the lock is always released.
+        try:
+            self._result = self._final_records(rc, reason)
+        finally:
+            if self._result is None:  # pragma: no cover - a bug while finishing
+                with contextlib.suppress(OSError):
+                    self.run_dir.set_status(RunStatus.FAILED.value, rc)
+                self._result = RunResult(
+                    status=RunStatus.FAILED,
+                    returncode=rc,
+                    run_dir=self.run_dir.path,
+                    duration_s=self._now(),
+                    reason=reason or self._state.write_error or "the run could not be finished",
+                )
+            with contextlib.suppress(OSError):
+                if self._events_file is not None:
+                    self._events_file.close()
+            self.run_dir.release()
+            self._queue.put(None)
+            self._done.set()
+
+    def _final_records(self, rc: int | None, reason: str | None) -> RunResult:
         s = self._state
         seen = self._fold.summary()
         checkpoints = [Path(e.path) for e in seen.checkpoint_events]
@@ -269,11 +340,15 @@ class Run:
         )
         if s.user_canceled:
             status, reason = RunStatus.CANCELED, reason or "canceled"
+        elif s.write_error is not None:
+            status, reason = RunStatus.FAILED, s.write_error
         elif s.stop_reason is not None:
             status, reason = RunStatus.FAILED, s.stop_reason
         elif rc != 0:
+            # the classified cause (an OOM, a bad image), not accelerate's CalledProcessError
+            failure = seen.failure
             status = RunStatus.FAILED
-            reason = reason or (seen.errors[-1].message if seen.errors else f"exit code {rc}")
+            reason = reason or (failure.message if failure else f"exit code {rc}")
         elif any(e.category == "no_data" for e in seen.errors):
             status, reason = RunStatus.FAILED, "sd-scripts found no data (it exits 0 then)"
         elif not final.is_file():
@@ -284,27 +359,31 @@ class Run:
                 self._emit(check_run_outputs(self.job, self.run_dir, checkpoints, seen.plan))
             except Exception as exc:  # never fail a finished training over its check
                 s.sink_errors.append(f"output check: {exc!r}")
+        self._reopen_after_write_error()
         remedies: list[str] = []
         if status == RunStatus.FAILED and any(e.category == "oom" for e in seen.errors):
             from .jobs.remedies import memory_remedies
 
             remedies = [f"{r.description}: {r.as_set_args()}" for r in memory_remedies(self.job)]
             if remedies:
-                self.run_dir.write_text("remedies.txt", "\n".join(remedies) + "\n")
+                self._write_file("remedies.txt", "\n".join(remedies) + "\n")
         duration = self._now()
         self._emit(
             [RunFinished(seq=0, status=status, returncode=rc, duration_s=duration, reason=reason)]
         )
-        self.run_dir.set_status(status.value, rc)
+        try:
+            self.run_dir.set_status(status.value, rc)
+        except OSError as exc:
+            s.sink_errors.append(f"writing the status: {exc}")
         for sink in self._sinks:
             try:
                 sink.close()
             except Exception as exc:
                 s.sink_errors.append(repr(SinkError(f"{sink!r}.close(): {exc!r}")))
         if s.sink_errors:
-            self.run_dir.write_text("sink_errors.txt", "\n".join(s.sink_errors) + "\n")
+            self._write_file("sink_errors.txt", "\n".join(s.sink_errors) + "\n")
         ended = self._fold.summary()  # with the events emitted above
-        self._result = RunResult(
+        return RunResult(
             status=status,
             returncode=rc,
             run_dir=self.run_dir.path,
@@ -318,10 +397,35 @@ class Run:
             ],
             errors=list(ended.errors),
             remedies=remedies,
+            write_error=s.write_error,
         )
-        self._events_file.close()
-        self._queue.put(None)
-        self._done.set()
+
+    def _reopen_after_write_error(self) -> None:
+        """Free the reserved space for the final records; after a failed write, say what is lost."""
+        self.run_dir.release_space()
+        s = self._state
+        with self._lock:
+            s.finishing = True
+            if s.write_error is None:
+                return
+            with contextlib.suppress(OSError):
+                if self._events_file is None:
+                    self._events_file = self.run_dir.events_jsonl.open("ab", buffering=0)
+                if s.events_torn:
+                    self._events_file.write(b"\n")  # end the cut line: readers skip it
+                    s.events_torn = False
+            lost = [f"{s.events_lost} events were not recorded"] if s.events_lost else []
+            if s.log_cut:
+                lost.append("console.log is cut short")
+            done = "the trainer was stopped" if self._handle is not None else "nothing was started"
+            message = "; ".join([f"{s.write_error}: {done}", *lost])
+            self._emit([ChildWarning(seq=0, message=message, source="launch")])
+
+    def _write_file(self, name: str, text: str) -> None:
+        try:
+            self.run_dir.write_text(name, text)
+        except OSError as exc:
+            self._state.sink_errors.append(f"writing {name}: {exc}")
 
     # ------------------------------------------------------------------ public
     @property
@@ -442,30 +546,50 @@ def start(
         problems += [p for p in preflight(job, install, environment) if p.severity == "error"]
     if problems:
         raise ConfigError(problems, source=f"job {job.display_name}")
-    run_dir = RunDir.create(Path(runs), job.display_name)
-    run_dir.set_status(RunStatus.PENDING.value)
-    options = launch or LaunchOptions()
-    spec = _write_run_files(run_dir, job, install, options)
-    if extra_env:
-        spec = spec.model_copy(update={"env": {**spec.env, **extra_env}})
-    if environment is None and probe:
-        environment = probe_environment(install)
-    if environment is not None:
-        run_dir.write_text("environment.json", environment.model_dump_json(indent=2) + "\n")
-    run = Run(job, run_dir, sinks, watchdogs or Watchdogs(), iterable=iterable)
-    run_dir.set_status(RunStatus.STARTING.value)
-    run._emit([RunStarted(seq=0, run_id=run_dir.run_id, argv=list(spec.argv), cwd=str(spec.cwd))])
     try:
-        run._handle = spawn(
-            spec,
-            console_log=run_dir.console_log,
-            on_output=run._on_output,
-            leftover_grace_s=min(run.watchdogs.cancel_grace_s, 5.0),
-        )
-    except Exception:
-        run._finish(None, reason="the trainer could not be started")
+        run_dir = RunDir.begin(Path(runs), job.display_name)
+    except OSError as exc:
+        reason = write_error_reason(exc, Path(runs))
+        raise LaunchError(f"{reason}: the trainer was not started") from exc
+    run = Run(job, run_dir, sinks, watchdogs or Watchdogs(), iterable=iterable)
+    try:
+        run_dir.set_status(RunStatus.PENDING.value)
+        spec = _write_run_files(run_dir, job, install, launch or LaunchOptions())
+        if extra_env:
+            spec = spec.model_copy(update={"env": {**spec.env, **extra_env}})
+        if environment is None and probe:
+            environment = probe_environment(install)
+        if environment is not None:
+            run_dir.write_text("environment.json", environment.model_dump_json(indent=2) + "\n")
+        run_dir.set_status(RunStatus.STARTING.value)
+        run._emit([RunStarted(seq=0, run_id=run.run_id, argv=list(spec.argv), cwd=str(spec.cwd))])
+    except OSError as exc:
+        run._write_failed(exc)
+    except Exception as exc:  # a bug: the run still ends, it never stays pending
+        run._finish(None, reason=f"the run could not be prepared: {exc!r}")
         raise
-    run_dir.set_status(RunStatus.RUNNING.value)
+    if run._state.write_error is None:
+        try:
+            run._handle = spawn(
+                spec,
+                console_log=run_dir.console_log,
+                on_output=run._on_output,
+                on_log_error=run._on_log_error,
+                leftover_grace_s=min(run.watchdogs.cancel_grace_s, 5.0),
+            )
+        except OSError as exc:  # console.log could not be created
+            run._write_failed(exc)
+        except Exception:
+            run._finish(None, reason="the trainer could not be started")
+            raise
+    if run._handle is None:  # nothing runs unrecorded
+        run._finish(None)
+        raise LaunchError(f"{run._state.write_error}: the trainer was not started")
+    try:
+        run_dir.set_status(RunStatus.RUNNING.value)
+        run_dir.note_trainer(run._handle.pid)
+    except OSError as exc:  # stops the trainer; the run ends as failed
+        run._write_failed(exc)
     run._monitor = ResourceMonitor(run._handle.pid, monitor_interval_s, run._on_sample)
     run._monitor.start()
     threading.Thread(target=run._wait_child, name=f"run-{run_dir.run_id}", daemon=True).start()

@@ -17,7 +17,14 @@ from typing import Any
 
 import psutil
 
-__all__ = ["ResourceMonitor", "SampleCallback", "sample_gpu_memory"]
+__all__ = [
+    "ResourceMonitor",
+    "SampleCallback",
+    "process_runs",
+    "process_started",
+    "processes_naming",
+    "sample_gpu_memory",
+]
 
 SampleCallback = Callable[[dict[str, Any]], None]
 
@@ -171,3 +178,35 @@ def sample_gpu_memory(nvidia_smi: str | None = None, timeout_s: float = 5.0) -> 
         with contextlib.suppress(ValueError):
             used.append(int(float(line.strip())))
     return used
+
+
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` started (psutil's clock), or None when it does not run."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def process_runs(pid: int, started: object, slack_s: float = 1.0) -> bool:
+    """Whether ``pid`` runs (not a zombie) and, when ``started`` is a time, started then: a pid
+    reused by another process since does not count."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if isinstance(started, (int, float)):
+            return abs(proc.create_time() - started) < slack_s
+        return True
+    except psutil.Error:
+        return False
+
+
+def processes_naming(text: str, since: float) -> list[psutil.Process]:
+    """Live processes started at or after ``since`` whose command line contains ``text``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "create_time"]):
+        info = proc.info
+        if (info["create_time"] or 0.0) >= since and text in " ".join(info["cmdline"] or ()):
+            found.append(proc)
+    return found

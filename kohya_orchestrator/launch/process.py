@@ -28,14 +28,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import psutil
 
 from kohya_orchestrator.errors import LaunchError
 from kohya_orchestrator.render.command import LaunchSpec
 
-__all__ = ["OutputCallback", "ProcessHandle", "kill_tree", "spawn"]
+__all__ = ["OutputCallback", "ProcessHandle", "kill_tree", "session_members", "spawn"]
 
 OutputCallback = Callable[[bytes], None]
 
@@ -54,6 +54,12 @@ _LEFTOVER_GRACE_S = 3.0
 # psutil's create_time() can be a second off time.time()).
 _CLOCK_SLACK_S = 2.0
 _SIGNAL_NAMES = {"int": "SIGINT", "term": "SIGTERM", "kill": "SIGKILL"}
+# The child leads a group of its own (a new session on POSIX).
+_NEW_GROUP: dict[str, Any] = (
+    {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+    if sys.platform == "win32"
+    else {"start_new_session": True}
+)
 
 
 def spawn(
@@ -63,6 +69,7 @@ def spawn(
     on_output: OutputCallback | None = None,
     leftover_grace_s: float = _LEFTOVER_GRACE_S,
     track_interval_s: float = _TRACK_S,
+    on_log_error: Callable[[OSError], None] | None = None,
 ) -> ProcessHandle:
     """Start ``spec.argv`` and tee its merged output to ``console_log``.
 
@@ -75,6 +82,8 @@ def spawn(
         leftover_grace_s: After the process exited, seconds between the SIGTERM and the SIGKILL
             sent to what it left running (see :meth:`ProcessHandle.wait`).
         track_interval_s: Seconds between two records of the process's descendants.
+        on_log_error: Called once, from the reader thread, when writing ``console_log`` fails
+            (a full disk); the output is then only drained and passed to ``on_output``.
 
     Returns:
         A handle to wait for, poll or cancel the process.
@@ -91,28 +100,16 @@ def spawn(
     env = {**os.environ, **spec.env}
     spawned_at = time.time()
     try:
-        if sys.platform == "win32":  # pragma: no cover - no Windows CI yet
-            popen = subprocess.Popen(
-                list(spec.argv),
-                cwd=spec.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                shell=False,
-                creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
-            )
-        else:
-            popen = subprocess.Popen(
-                list(spec.argv),
-                cwd=spec.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                shell=False,
-            )
+        popen = subprocess.Popen(
+            list(spec.argv),
+            cwd=spec.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            shell=False,
+            **_NEW_GROUP,
+        )
     except OSError as exc:
         log.close()
         raise LaunchError(
@@ -124,6 +121,7 @@ def spawn(
         log=log,
         console_log=console_log,
         on_output=on_output,
+        on_log_error=on_log_error,
         leftover_grace_s=leftover_grace_s,
         track_interval_s=track_interval_s,
         spawned_at=spawned_at,
@@ -144,6 +142,7 @@ class ProcessHandle:
         log: BinaryIO,
         console_log: Path,
         on_output: OutputCallback | None,
+        on_log_error: Callable[[OSError], None] | None = None,
         leftover_grace_s: float = _LEFTOVER_GRACE_S,
         track_interval_s: float = _TRACK_S,
         spawned_at: float | None = None,
@@ -153,6 +152,8 @@ class ProcessHandle:
         self._log = log
         self.console_log = console_log
         self._on_output = on_output
+        self._on_log_error = on_log_error
+        self._log_failed = False
         # Re-entrant: a second Ctrl-C handled on the thread that is inside cancel() must not
         # deadlock; it escalates to SIGKILL instead.
         self._cancel_lock = threading.RLock()
@@ -342,10 +343,15 @@ class ProcessHandle:
                     break
                 self._bytes_read += len(chunk)
                 try:
-                    self._log.write(chunk)
-                    self._log.flush()
+                    if not self._log_failed:
+                        self._log.write(chunk)
+                        self._log.flush()
                 except OSError as exc:  # disk full: keep draining so the child never blocks
+                    self._log_failed = True
                     self._record_error(f"writing {self.console_log}: {exc}")
+                    if self._on_log_error is not None:
+                        with contextlib.suppress(Exception):
+                            self._on_log_error(exc)
                 if self._on_output is not None:
                     try:
                         self._on_output(chunk)
@@ -451,26 +457,11 @@ class ProcessHandle:
             self._record(children)
 
     def _orphaned_group_members(self) -> dict[int, psutil.Process]:
-        # The leader is gone: look for live members of its process group or session (both have
-        # the leader's pid as id) that outlived it, started after it (so a reused id cannot
-        # match). A syscall per pid first; psutil only for the few that match.
-        found: dict[int, psutil.Process] = {}
+        # The leader is gone: what of its group or session outlived it (a reused id cannot match).
         if self._id_reused():
-            return found
-        me = os.getpid()
-        for pid in psutil.pids():
-            if pid in (me, self.pid):
-                continue
-            try:
-                if self.pid not in (os.getpgid(pid), os.getsid(pid)):
-                    continue
-                proc = psutil.Process(pid)
-                if proc.create_time() < self._started or not _alive(proc):
-                    continue
-            except (OSError, psutil.Error):
-                continue
-            found[pid] = proc
-        return found
+            return {}
+        found = session_members(self.pid, self._started, skip=(os.getpid(), self.pid))
+        return {p.pid: p for p in found}
 
     def _id_reused(self) -> bool:
         """Whether the reaped leader's pid names a new process: then its group and session ids
@@ -556,6 +547,28 @@ def _describe(proc: psutil.Process, limit: int = 160) -> str:
         text = "?"
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def session_members(
+    leader: int, since: float, *, skip: tuple[int, ...] = ()
+) -> list[psutil.Process]:
+    """Live processes of the session or process group ``leader`` started at or after ``since``
+    (psutil's clock; the leader itself included while it runs). A syscall per pid first, psutil
+    only for the few that match."""
+    found: list[psutil.Process] = []
+    for pid in psutil.pids():
+        if pid in skip:
+            continue
+        try:
+            if leader not in (os.getpgid(pid), os.getsid(pid)):
+                continue
+            proc = psutil.Process(pid)
+            if proc.create_time() < since or not _alive(proc):
+                continue
+        except (OSError, psutil.Error):
+            continue
+        found.append(proc)
+    return found
 
 
 def kill_tree(pid: int, *, timeout_s: float = 5.0) -> list[int]:

@@ -8,27 +8,46 @@
       events.jsonl  one typed event per line
       status        pending|starting|running|succeeded|failed|canceled
       rc            exit code
+      orchestrator.lock  flock-ed by the orchestrator for the run's life (empty)
+      orchestrator.json  its pid, start time and host; the trainer's pid and start time
 
 A run directory is never reused. Every file except the two append-only logs is written to a
 temporary file in the same folder and renamed over the target, so a reader never sees half a file.
+
+Faults: while a run is open, a ``.space-reserve`` file holds 64 KiB of the disk, released before
+the final records are written, so that a disk the trainer (or anything else) filled still takes
+the run's end. A run whose status is still open but whose lock is free lost its orchestrator
+(SIGKILL, a crash, a power cut): readers report it as ``interrupted`` (:meth:`RunDir.interruption`)
+and stop what is left of its trainer (:meth:`RunDir.stop_leftovers`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import re
+import shutil
+import socket
+import sys
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
 from kohya_orchestrator.errors import ConfigError, Problem
 
 from .._fs import write_atomic
+from .monitor import process_runs, process_started, processes_naming
+from .process import kill_tree, session_members
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = [
     "COMMAND_JSON",
@@ -37,7 +56,10 @@ __all__ = [
     "DATASET_TOML",
     "ENVIRONMENT_JSON",
     "EVENTS_JSONL",
+    "INTERRUPTED",
     "JOB_JSON",
+    "ORCHESTRATOR_JSON",
+    "ORCHESTRATOR_LOCK",
     "RC",
     "SAMPLE_PROMPTS_TXT",
     "STATUS",
@@ -46,6 +68,7 @@ __all__ = [
     "list_runs",
     "redact_env",
     "slugify",
+    "write_error_reason",
 ]
 
 JOB_JSON = "job.json"
@@ -58,6 +81,16 @@ CONSOLE_LOG = "console.log"
 EVENTS_JSONL = "events.jsonl"
 STATUS = "status"
 RC = "rc"
+ORCHESTRATOR_LOCK = "orchestrator.lock"
+ORCHESTRATOR_JSON = "orchestrator.json"
+INTERRUPTED = "interrupted"
+"""What readers report for an open run whose orchestrator is gone (never written to ``status``)."""
+
+_OPEN_STATUSES = ("pending", "starting", "running")
+_RESERVE = ".space-reserve"
+_RESERVE_BYTES = 64 * 1024
+# psutil's create_time() of one process, read twice, differs by far less than this
+_SAME_START_S = 1.0
 
 _STAMP_FORMAT = "%Y%m%d-%H%M%S"
 _RUN_NAME = re.compile(r"^(?P<stamp>\d{8}-\d{6})-(?P<slug>.+)$")
@@ -112,7 +145,12 @@ class RunSummary(BaseModel):
     path: Path = Field(description="The run directory.")
     run_id: str = Field(description="Its folder name.")
     job_name: str | None = Field(default=None, description="Job name (job.json, else folder).")
-    status: str | None = Field(default=None, description="Content of 'status'; None: never set.")
+    status: str | None = Field(
+        default=None,
+        description="Content of 'status' (None: never set), or 'interrupted' when it is still open "
+        "but its orchestrator is gone.",
+    )
+    reason: str | None = Field(default=None, description="Why it is interrupted.")
     returncode: int | None = Field(default=None, description="Content of 'rc', when written.")
     started_at: datetime | None = Field(default=None, description="From the folder name.")
     has_console_log: bool = Field(default=False, description="Whether console.log exists.")
@@ -124,6 +162,7 @@ class RunDir:
     def __init__(self, path: Path) -> None:
         """Wrap an existing folder; prefer :meth:`create` or :meth:`open`."""
         self.path = path
+        self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
         """``RunDir('<path>')``."""
@@ -159,6 +198,23 @@ class RunDir:
                 n += 1
                 continue
             return cls(path)
+
+    @classmethod
+    def begin(cls, root: Path, name: str) -> RunDir:
+        """:meth:`create`, then :meth:`reserve_space` and :meth:`hold`: a run's directory.
+
+        Raises:
+            OSError: The disk is full (or the folder not writable); no folder is left behind.
+        """
+        run_dir = cls.create(root, name)
+        try:
+            run_dir.reserve_space()
+            run_dir.hold()
+        except OSError:
+            run_dir.release()
+            shutil.rmtree(run_dir.path, ignore_errors=True)  # ours, made a moment ago
+            raise
+        return run_dir
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -247,12 +303,29 @@ class RunDir:
         Args:
             status: One of pending, starting, running, succeeded, failed, canceled.
             returncode: The exit code, once known.
+
+        When the disk is full, the status is written over the old one in place (that needs no
+        new block); the first error is raised once both files were tried.
+
+        Raises:
+            OSError: ``rc`` could not be written, or ``status`` only in place, or not at all.
         """
         if not status or not status.isprintable() or status.strip() != status:
             raise ValueError(f"bad status: {status!r}")
+        error: OSError | None = None
         if returncode is not None:
-            self.write_text(RC, f"{int(returncode)}\n")
-        self.write_text(STATUS, status + "\n")
+            try:
+                self.write_text(RC, f"{int(returncode)}\n")
+            except OSError as exc:
+                error = exc
+        try:
+            self.write_text(STATUS, status + "\n")
+        except OSError as exc:
+            if not _overwrite_in_place(self.path / STATUS, (status + "\n").encode()):
+                raise
+            error = error or exc
+        if error is not None:
+            raise error
 
     def read_status(self) -> str | None:
         """The status, or None when it was never written."""
@@ -266,8 +339,116 @@ class RunDir:
         except ValueError:
             return None
 
+    # ------------------------------------------------------------------ faults
+    def reserve_space(self, nbytes: int = _RESERVE_BYTES) -> None:
+        """Hold ``nbytes`` of the disk in ``.space-reserve`` for the run's final records.
+
+        Raises:
+            OSError: It could not be written (the disk is full already); nothing is left behind.
+        """
+        path = self.path / _RESERVE
+        try:
+            with path.open("wb") as f:
+                f.write(os.urandom(nbytes))  # random: a compressing file system keeps it whole
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            path.unlink(missing_ok=True)
+            raise
+
+    def release_space(self) -> None:
+        """Give the reserved space back (before the final records); never raises."""
+        with contextlib.suppress(OSError):
+            (self.path / _RESERVE).unlink(missing_ok=True)
+
+    def hold(self) -> None:
+        """Lock ``orchestrator.lock`` for this process and record it in ``orchestrator.json``.
+
+        The kernel drops the lock when the process ends, however it ends: a reader that finds the
+        lock free while the status is open knows the orchestrator is gone. Call before the first
+        status is written; :meth:`release` after the last one.
+
+        Raises:
+            OSError: The lock or the record could not be written.
+        """
+        fd = os.open(self.path / ORCHESTRATOR_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if sys.platform != "win32":
+                with contextlib.suppress(OSError):  # no locks here (ENOLCK): the pid decides
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.write_json(ORCHESTRATOR_JSON, _whoami())
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd = fd
+
+    def note_trainer(self, pid: int) -> None:
+        """Add the trainer's pid and start time to ``orchestrator.json`` (its session's id).
+
+        Raises:
+            OSError: The record could not be written.
+        """
+        record = {**_whoami(), "trainer_pid": pid, "trainer_started": process_started(pid)}
+        self.write_json(ORCHESTRATOR_JSON, record)
+
+    def release(self) -> None:
+        """Drop the lock taken by :meth:`hold` (after the final status); idempotent."""
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def interruption(self) -> str | None:
+        """Why this run is interrupted, or None: its status is open (pending, starting, running)
+        but the orchestrator that ran it is gone (its lock is free and its pid, at its start time,
+        runs no more). Runs from before the lock existed, or of another host, are never judged."""
+        if self.read_status() not in _OPEN_STATUSES:
+            return None
+        lock = self.path / ORCHESTRATOR_LOCK
+        record = _read_json(self.path / ORCHESTRATOR_JSON)
+        if not lock.is_file() or _lock_held(lock):
+            return None
+        if record.get("host") not in (None, socket.gethostname()):
+            return None
+        pid = record.get("pid")
+        if isinstance(pid, int) and process_runs(pid, record.get("started"), _SAME_START_S):
+            return None
+        if self.read_status() not in _OPEN_STATUSES:  # it ended while we looked
+            return None
+        who = f"pid {pid}" if isinstance(pid, int) else "its process"
+        return f"its orchestrator ({who}) is gone: it was killed or crashed while the run was open"
+
+    def stop_leftovers(self) -> list[int]:
+        """SIGKILL what is left of an interrupted run's trainer; returns the pids signalled.
+
+        Found by the recorded trainer pid at its start time (its tree, and its session: the
+        trainer runs in a session of its own) and by command line (``--config_file`` and this
+        run's ``config.toml``, started after the orchestrator: the trainer before it was recorded).
+        Call only for a run whose :meth:`interruption` is not None. Also frees the run's
+        ``.space-reserve`` (its orchestrator's scratch space, not a record).
+        """
+        self.release_space()
+        record = _read_json(self.path / ORCHESTRATOR_JSON)
+        roots: list[psutil.Process] = []
+        pid, started = record.get("trainer_pid"), record.get("trainer_started")
+        if isinstance(pid, int) and isinstance(started, (int, float)):
+            roots += session_members(pid, started - _SAME_START_S)
+        since = record.get("started")
+        if isinstance(since, (int, float)):
+            config = f"--config_file {self.path.resolve() / CONFIG_TOML}"  # not an editor of it
+            roots += processes_naming(config, since - _SAME_START_S)
+        signalled: list[int] = []
+        for proc in roots:
+            if proc.pid != os.getpid() and proc.pid not in signalled:
+                signalled += [p for p in kill_tree(proc.pid) if p not in signalled]
+        return signalled
+
     def summary(self) -> RunSummary:
-        """Read what is there; never raises for missing or damaged files."""
+        """Read what is there; never raises for missing or damaged files.
+
+        An interrupted run (:meth:`interruption`) is reported as ``interrupted`` with the reason,
+        and what is left of its trainer is stopped (:meth:`stop_leftovers`).
+        """
         match = _RUN_NAME.match(self.path.name)
         started: datetime | None = None
         slug: str | None = None
@@ -275,15 +456,26 @@ class RunDir:
             slug = match.group("slug")
             with contextlib.suppress(ValueError):
                 started = datetime.strptime(match.group("stamp"), _STAMP_FORMAT)
+        reason = self.interruption()
+        if reason is not None:
+            self.stop_leftovers()
         return RunSummary(
             path=self.path,
             run_id=self.run_id,
             job_name=_job_name(self.path / JOB_JSON) or slug,
-            status=self.read_status(),
+            status=INTERRUPTED if reason is not None else self.read_status(),
+            reason=reason,
             returncode=self.read_returncode(),
             started_at=started,
             has_console_log=self.console_log.is_file(),
         )
+
+
+def write_error_reason(exc: OSError, folder: Path) -> str:
+    """What a failed write into ``folder`` means, in a few words (``no space left on <folder>``)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on {folder}"
+    return f"cannot write into {folder}: {exc.strerror or exc}"
 
 
 def list_runs(root: Path) -> list[RunSummary]:
@@ -312,6 +504,52 @@ def list_runs(root: Path) -> list[RunSummary]:
             continue
         runs.append(RunDir(entry).summary())
     return runs
+
+
+def _overwrite_in_place(path: Path, data: bytes) -> bool:
+    """Write ``data`` over an existing small file's first bytes and cut the rest: no new block."""
+    try:
+        with path.open("r+b") as f:
+            f.write(data)
+            f.truncate()
+            f.flush()
+    except OSError:
+        return False
+    return True
+
+
+def _whoami() -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "started": process_started(os.getpid()),
+        "host": socket.gethostname(),
+    }
+
+
+def _lock_held(path: Path) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - no Windows CI yet: the pid decides
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:  # no locks on this file system (ENOLCK): the pid decides
+        return exc.errno in (errno.EAGAIN, errno.EACCES)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _read_stripped(path: Path) -> str | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..events import SampleImageSaved, parse_sample_filename, read_events, summarize
+from ..launch.rundir import INTERRUPTED, RunDir
 from .tensorboard import (
     TENSORBOARD_HINT,
     TensorBoardMissing,
@@ -189,7 +190,8 @@ def run_outputs(
     samples = _samples(
         seen.samples, output_dir, output_name, prompts, sampling_steps, step_epochs, epoch_ends
     )
-    status = _read_text(rd / "status")
+    # an open run whose orchestrator is gone is reported as such (launch/rundir.py)
+    status = INTERRUPTED if RunDir(rd).interruption() else _read_text(rd / "status")
     return RunOutputs(
         run_dir=rd,
         run_id=rd.name,

@@ -53,6 +53,7 @@ class RichProgressSink:
         self._epoch: TaskID | None = None
         self._epoch_size: int | None = None
         self._last_checkpoint = ""
+        self._hints_shown: set[str] = set()
         self._started = False
 
     def _ensure(self) -> None:
@@ -104,7 +105,9 @@ class RichProgressSink:
         elif isinstance(event, ChildError):
             self._ensure()
             p.console.print(f"[red]⨯ {event.category}[/red]: {event.message}")
-            if event.remedy:
+            if event.remedy and event.remedy not in self._hints_shown:
+                # the launcher and the trainer both report one Ctrl-C or watchdog stop: say it once
+                self._hints_shown.add(event.remedy)
                 p.console.print(f"  [dim]hint: {event.remedy}[/dim]")
         elif isinstance(event, RunFinished):
             colour = {"succeeded": "green", "canceled": "yellow"}.get(event.status.value, "red")

@@ -10,6 +10,7 @@ CLI prints; they are never proof that training works.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import sys
@@ -20,7 +21,7 @@ import psutil
 import pytest
 
 from kohya_orchestrator.cli.main import main
-from kohya_orchestrator.events import EventAdapter
+from kohya_orchestrator.events import ChildError, EventAdapter
 from kohya_orchestrator.run import Run, read_events
 
 FAKE = Path(__file__).resolve().parents[1] / "fixtures" / "fake_sd_scripts"
@@ -56,6 +57,11 @@ def sd_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("KOHYA_SD_SCRIPTS", raising=False)
     return sd
+
+
+# accelerate's simple launcher really raises CalledProcessError when the trainer fails, so its
+# traceback ends the log after the trainer's own error (this shim does the same with check_call).
+CHECKED_LAUNCH_SHIM = LAUNCH_SHIM.replace("subprocess.call(", "subprocess.check_call(")
 
 
 def _launcher_argv(tmp_path: Path) -> list[str]:
@@ -386,3 +392,93 @@ def test_runs_that_is_a_file_is_a_clear_error(
     assert rc == 2
     assert f"--runs: {tmp_path / 'runs'} is a file, not a folder" in err
     assert "unexpected" not in err and (tmp_path / "runs").read_text() == "not a folder"
+
+
+def test_headline_is_the_classified_cause_not_the_launchers_error(
+    sd_scripts: Path,
+    captures_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 17 item 16: an OOM (derived capture, see _oom_capture) under a launcher that ends the
+    log with its CalledProcessError: the headline and the first hint are the OOM's."""
+    (tmp_path / "shim" / "accelerate" / "commands" / "launch.py").write_text(CHECKED_LAUNCH_SHIM)
+    _replay(monkeypatch, _oom_capture(captures_dir, tmp_path), args="--exit-code 1")
+    rc = _train(sd_scripts, tmp_path, _job_file(tmp_path, "oom"), "--no-probe", "--jsonl")
+    err_lines = capsys.readouterr().err.splitlines()
+    run_dir = _run_dir(tmp_path)
+    categories = [e.category for e in read_events(run_dir) if isinstance(e, ChildError)]
+    assert rc == 1
+    assert categories == ["oom", "launcher_failed"]  # the launcher's error came last
+    failed = [line for line in err_lines if line.startswith("⨯ training failed: ")]
+    assert failed == [f"⨯ training failed: {OOM_LINE}"]
+    hints = [line for line in err_lines if line.startswith("  hint: ")]
+    assert hints[0].startswith("  hint: The GPU ran out of memory.")
+    assert not any("accelerate launch only reports" in line for line in hints)
+    finished = read_events(run_dir)[-1]
+    assert finished.reason == OOM_LINE  # type: ignore[union-attr]
+
+
+def test_watchdog_stop_prints_the_interrupt_hint_once(
+    sd_scripts: Path,
+    captures_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 17 item 16: the stall watchdog's SIGINT ends launcher and trainer with a
+    KeyboardInterrupt each; the summary names the stall and gives the hint about it once."""
+    _replay(
+        monkeypatch,
+        _capture(captures_dir, "a_lora_accelerate"),
+        args="--stop-after 30 --hang --max-lifetime 60",
+    )
+    job = _job_file(tmp_path, "stall")
+    rc = _train(sd_scripts, tmp_path, job, "--no-probe", "--jsonl", "--stall-minutes", "0.02")
+    err = capsys.readouterr().err
+    run_dir = _run_dir(tmp_path)
+    interrupts = [
+        e for e in read_events(run_dir) if isinstance(e, ChildError) and e.category == "interrupted"
+    ]
+    assert rc == 1
+    assert len(interrupts) == 2  # the launcher's and the trainer's KeyboardInterrupt
+    assert "⨯ training failed: no output for 0.02 minutes (stalled)" in err
+    assert err.count("The trainer was interrupted (SIGINT).") == 1
+
+
+@pytest.mark.parametrize("when", ["before-the-run-directory", "after-the-launch"])
+def test_disk_full_exits_1_with_the_reason(
+    sd_scripts: Path,
+    captures_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    when: str,
+) -> None:
+    """Issue 17 item 12 through the CLI (write failures monkeypatched; tests/test_faults.py has
+    the tmpfs drills): never "an unexpected error", never a run left pending or running."""
+    from kohya_orchestrator.launch.rundir import RunDir
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    _replay(
+        monkeypatch,
+        _capture(captures_dir, "a_lora_accelerate"),
+        args="--stop-after 30 --hang --max-lifetime 60",
+    )
+    target = "reserve_space" if when == "before-the-run-directory" else "note_trainer"
+    monkeypatch.setattr(RunDir, target, full)
+    rc = _train(sd_scripts, tmp_path, _job_file(tmp_path, "full"), "--no-probe")
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "unexpected" not in err and "Traceback" not in err
+    if when == "before-the-run-directory":
+        assert f"⨯ no space left on {tmp_path / 'runs'}: the trainer was not started" in err
+        assert list((tmp_path / "runs").iterdir()) == []
+        return
+    run_dir = _run_dir(tmp_path)
+    assert f"⨯ training failed: no space left on {run_dir}" in err
+    assert "  hint: free space there (or pass --runs DIR on another disk) and train again" in err
+    assert (run_dir / "status").read_text().strip() == "failed"

@@ -18,7 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from kohya_orchestrator.launch.monitor import ResourceMonitor, sample_gpu_memory
+from kohya_orchestrator.launch.monitor import (
+    ResourceMonitor,
+    process_runs,
+    process_started,
+    sample_gpu_memory,
+)
 
 PARENT_WITH_CHILD = """
 import subprocess, sys, time
@@ -141,3 +146,25 @@ def test_a_process_that_vanishes_mid_sample_is_left_out(
     assert only_parent is not None
     assert only_parent["num_processes"] == 1
     assert 0 < only_parent["rss_bytes"] < both["rss_bytes"]
+
+
+class TestProcessIdentity:
+    """A pid with its start time names one process (issue 17 item 15: a reused pid is not it)."""
+
+    def test_this_process(self) -> None:
+        started = process_started(os.getpid())
+        assert started is not None
+        assert process_runs(os.getpid(), started)
+        assert process_runs(os.getpid(), None)  # no start time recorded: the pid decides
+        assert not process_runs(os.getpid(), started - 3600)  # the pid, reused by another
+
+    def test_gone_and_zombie(self) -> None:
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        deadline = time.monotonic() + 20
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert not process_runs(child.pid, None)  # exited, not yet reaped
+        child.wait()
+        assert process_started(child.pid) is None
+        assert not process_runs(child.pid, None)

@@ -6,12 +6,14 @@ generous and nothing asserts on durations: these must pass on a loaded 2-core ma
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -77,7 +79,7 @@ def run_fake(tmp_path: Path, started: list[ProcessHandle]) -> Callable[..., Proc
     """
 
     def run(
-        *args: str, on_output: Callable[[bytes], None] | None = None, **spawn_kw: float
+        *args: str, on_output: Callable[[bytes], None] | None = None, **spawn_kw: Any
     ) -> ProcessHandle:
         pid_file = tmp_path / f"pids-{len(started)}.json"
         spec = LaunchSpec(
@@ -157,6 +159,30 @@ class TestTee:
         assert (tmp_path / "run" / "console.log").read_bytes() == expected
         assert sum(calls) == len(expected)
         assert handle.output_errors[0] == "on_output raised RuntimeError: consumer bug"
+
+    @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+    def test_a_full_disk_is_reported_once_and_the_output_still_flows(
+        self, captures_dir: Path, tmp_path: Path, started
+    ) -> None:
+        # Issue 17 item 12: /dev/full fails every write with ENOSPC, as a full disk does.
+        received: list[bytes] = []
+        errors: list[OSError] = []
+        spec = LaunchSpec(
+            argv=(sys.executable, str(FAKE), "--replay", str(_chunks(captures_dir, "b_loha"))),
+            env={"FAKE_SD_SCRIPTS_ARGS": "--speed 0"},
+            cwd=tmp_path,
+        )
+        handle = spawn(
+            spec,
+            console_log=Path("/dev/full"),
+            on_output=received.append,
+            on_log_error=errors.append,
+        )
+        started.append(handle)
+        assert handle.wait(PATIENCE_S) == 0
+        assert b"".join(received) == _expected_bytes(captures_dir, "b_loha")
+        assert [e.errno for e in errors] == [errno.ENOSPC]
+        assert handle.output_errors == [f"writing /dev/full: {errors[0]}"]
 
 
 class TestExitCode:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
+import subprocess
+import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import pytest
 
 from kohya_orchestrator.errors import ConfigError
+from kohya_orchestrator.launch import rundir as rundir_module
 from kohya_orchestrator.launch.rundir import (
     RunDir,
     RunSummary,
     list_runs,
     redact_env,
     slugify,
+    write_error_reason,
 )
 from kohya_orchestrator.render.command import LaunchSpec
 
@@ -205,6 +214,203 @@ class TestListRuns:
         assert summary.status == "canceled"
         assert summary.started_at is None
         assert summary.job_name is None
+
+
+def _enospc(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class TestDiskFull:
+    """Issue 17 item 12, unit level: the reserve, the status written in place, the reason."""
+
+    def test_begin_reserves_space_and_holds_the_lock(self, tmp_path: Path) -> None:
+        run = RunDir.begin(tmp_path, "job")
+        assert (run.path / ".space-reserve").stat().st_size == 64 * 1024
+        record = json.loads((run.path / "orchestrator.json").read_text())
+        assert record["pid"] == os.getpid() and record["started"] > 0
+        run.release_space()
+        run.release_space()  # idempotent, never raises
+        assert not (run.path / ".space-reserve").exists()
+        run.release()
+
+    @pytest.mark.parametrize("failing", ["the reserve", "the record"])
+    def test_begin_on_a_full_disk_leaves_no_folder(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+    ) -> None:
+        if failing == "the reserve":
+            monkeypatch.setattr(os, "urandom", lambda n: _enospc())
+        else:
+            monkeypatch.setattr(RunDir, "write_json", _enospc)
+        with pytest.raises(OSError, match="No space left"):
+            RunDir.begin(tmp_path / "runs", "job")
+        assert list((tmp_path / "runs").iterdir()) == []
+
+    def test_status_is_written_in_place_when_no_new_file_fits(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        run = RunDir.create(tmp_path, "job", now=NOW)
+        run.set_status("running")
+        monkeypatch.setattr(rundir_module, "write_atomic", _enospc)
+        with pytest.raises(OSError, match="No space left"):
+            run.set_status("failed", returncode=1)
+        assert run.read_status() == "failed"  # over the old one: no new block needed
+        assert (run.path / "status").read_bytes() == b"failed\n"
+        assert run.read_returncode() is None  # a new file: lost
+        fresh = RunDir.create(tmp_path, "fresh", now=NOW)
+        with pytest.raises(OSError, match="No space left"):
+            fresh.set_status("pending")
+        assert fresh.read_status() is None
+
+    def test_reasons(self, tmp_path: Path) -> None:
+        full = OSError(errno.ENOSPC, "No space left on device")
+        quota = OSError(errno.EDQUOT, "Disk quota exceeded")
+        denied = OSError(errno.EACCES, "Permission denied")
+        assert write_error_reason(full, tmp_path) == f"no space left on {tmp_path}"
+        assert write_error_reason(quota, tmp_path) == f"no space left on {tmp_path}"
+        assert write_error_reason(denied, tmp_path) == (
+            f"cannot write into {tmp_path}: Permission denied"
+        )
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _orphaned(tmp_path: Path, **record: object) -> RunDir:
+    """A run left 'running' by an orchestrator that is gone (its lock free, its record given)."""
+    run = RunDir.begin(tmp_path, "job")
+    run.set_status("running")
+    run.release()
+    base = {"pid": _dead_pid(), "started": time.time() - 5, "host": os.uname().nodename}
+    run.write_json("orchestrator.json", {**base, **record})
+    return run
+
+
+def _sleeper(*argv: str, new_session: bool = False) -> subprocess.Popen[bytes]:
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    return subprocess.Popen([sys.executable, "-c", code, *argv], start_new_session=new_session)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock and sessions")
+class TestInterruption:
+    """Issue 17 item 15, unit level: who may call a run interrupted, and what is stopped."""
+
+    def test_a_run_whose_orchestrator_holds_the_lock_is_running(self, tmp_path: Path) -> None:
+        run = RunDir.begin(tmp_path, "job")
+        run.set_status("running")
+        assert run.interruption() is None
+        assert RunDir(run.path).summary().status == "running"  # another reader, same process
+        run.release()
+        # lock free, but the recorded pid (this process, at its start time) still runs
+        assert run.interruption() is None
+
+    def test_lock_free_and_pid_gone_is_interrupted(self, tmp_path: Path) -> None:
+        run = _orphaned(tmp_path)
+        pid = json.loads((run.path / "orchestrator.json").read_text())["pid"]
+        reason = run.interruption()
+        assert reason == (
+            f"its orchestrator (pid {pid}) is gone: it was killed or crashed while the run was open"
+        )
+        [summary] = list_runs(tmp_path)
+        assert (summary.status, summary.reason) == ("interrupted", reason)
+        assert run.read_status() == "running"  # readers never rewrite the record
+
+    def test_a_damaged_record_still_gives_a_reason(self, tmp_path: Path) -> None:
+        run = _orphaned(tmp_path)
+        (run.path / "orchestrator.json").write_text("{not json")
+        assert run.interruption() == (
+            "its orchestrator (its process) is gone: it was killed or crashed while the run was open"
+        )
+
+    def test_a_run_that_ends_while_it_is_read_is_not_interrupted(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        run = _orphaned(tmp_path)
+        seen = iter(["running", "succeeded"])  # its orchestrator wrote the end, then let go
+        monkeypatch.setattr(RunDir, "read_status", lambda self: next(seen))
+        assert run.interruption() is None
+
+    def test_a_reused_pid_does_not_keep_a_run_alive(self, tmp_path: Path) -> None:
+        run = _orphaned(tmp_path, pid=os.getpid(), started=1.0)  # our pid, another start time
+        assert run.interruption() is not None
+
+    @pytest.mark.parametrize(
+        ("status", "record", "lock"),
+        [
+            pytest.param("succeeded", {}, True, id="finished"),
+            pytest.param("running", {"host": "another-host"}, True, id="another-host"),
+            pytest.param("running", {}, False, id="no-lock-older-run"),
+        ],
+    )
+    def test_never_judged(
+        self, tmp_path: Path, status: str, record: dict[str, str], lock: bool
+    ) -> None:
+        run = _orphaned(tmp_path, **record)
+        run.set_status(status)
+        if not lock:
+            (run.path / "orchestrator.lock").unlink()
+        assert run.interruption() is None
+        assert list_runs(tmp_path)[0].status == status
+
+    def test_a_file_system_without_locks_falls_back_to_the_pid(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def no_locks(fd: int, op: int) -> None:
+            raise OSError(errno.ENOLCK, "No locks available")
+
+        monkeypatch.setattr(fcntl, "flock", no_locks)
+        run = RunDir.begin(tmp_path, "job")
+        run.set_status("running")
+        assert run.interruption() is None  # our pid runs
+        run.write_json("orchestrator.json", {"pid": _dead_pid(), "started": 1.0})
+        assert run.interruption() is not None
+        run.release()
+
+    def test_leftovers_are_stopped_by_recorded_pid_and_by_command_line(
+        self, tmp_path: Path
+    ) -> None:
+        run = RunDir.begin(tmp_path, "job")
+        run.set_status("running")
+        trainer = _sleeper(new_session=True)  # a trainer leads a session of its own
+        config = str(run.path.resolve() / "config.toml")
+        named = _sleeper("--config_file", config)  # started, not yet recorded
+        editor = _sleeper(config)  # names the file, but is no trainer of it
+        for proc in (trainer, named):
+            deadline = time.monotonic() + 20
+            while len(psutil.Process(proc.pid).children()) < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        kids = [c.pid for p in (trainer, named) for c in psutil.Process(p.pid).children()]
+        run.note_trainer(trainer.pid)
+        run.release()
+        record = json.loads((run.path / "orchestrator.json").read_text())
+        run.write_json("orchestrator.json", {**record, "pid": _dead_pid()})
+        try:
+            [summary] = list_runs(tmp_path)  # reading it stops what is left
+            assert summary.status == "interrupted"
+            for proc in (trainer, named):
+                proc.wait(10)
+            assert all(_gone(pid) for pid in kids), kids
+            assert editor.poll() is None
+            assert not (run.path / ".space-reserve").exists()
+        finally:
+            for proc in (trainer, named, editor):
+                with contextlib.suppress(psutil.Error):
+                    for child in psutil.Process(proc.pid).children():
+                        child.kill()
+                proc.kill()
+                proc.wait(10)
+            for pid in kids:
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(pid).kill()
 
 
 class TestRedactEnv:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,7 +83,7 @@ def test_show_an_interrupted_run(
     assert row.split() == ["1", "2", "1.1400", "0"]
     assert "no sample images in this run: no contact sheet" in out
     assert out.count("error (interrupted): KeyboardInterrupt") == 2
-    assert "hint: The trainer was interrupted (SIGINT)" in out
+    assert out.count("hint: The trainer was interrupted (SIGINT)") == 1  # issue 17 item 16
     assert not list(interrupted_run.glob("*.png"))
 
 
@@ -197,3 +201,30 @@ class TestRunsCli:
         assert main(["runs", "pictures", str(run)]) == 0
         assert "no contact sheet" in capsys.readouterr().out
         assert not (run / CONTACT_SHEET_PNG).exists() and (run / LOSS_CURVE_PNG).is_file()
+
+
+def test_a_run_whose_orchestrator_died_is_listed_as_interrupted(
+    interrupted_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 item 15: status still 'running', its lock free, its orchestrator's pid gone."""
+    monkeypatch.setenv("COLUMNS", "250")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (interrupted_run / "status").write_text("running\n")
+    (interrupted_run / "rc").unlink()
+    (interrupted_run / "orchestrator.lock").write_bytes(b"")
+    record = {"pid": gone.pid, "started": time.time() - 60, "host": socket.gethostname()}
+    (interrupted_run / "orchestrator.json").write_text(json.dumps(record))
+    reason = f"its orchestrator (pid {gone.pid}) is gone: it was killed or crashed while the run was open"
+    runs = str(interrupted_run.parent)
+
+    assert main(["runs", "list", "--runs", runs]) == 0
+    out = capsys.readouterr().out
+    assert "interrupted" in next(line for line in out.splitlines() if RUN_ID in line)
+    assert f"{RUN_ID}: interrupted: {reason}" in out
+    assert main(["runs", "show", "latest", "--runs", runs, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["status"], shown["reason"]) == ("interrupted", reason)
+    assert shown["outputs"]["status"] == "interrupted"
+    assert run_outputs(interrupted_run).status == "interrupted"
+    assert (interrupted_run / "status").read_text() == "running\n"  # readers only read

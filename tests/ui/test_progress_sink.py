@@ -170,3 +170,18 @@ def test_progress_sink_renders_a_real_run() -> None:
     assert "plan: 8 images x repeats, 4 batches/epoch, 2 epochs, 8 steps" in out
     assert "checkpoint /srv/kohya/out/a_lora_accelerate/a_lora_accelerate-000001.safetensors" in out
     assert out.count("checkpoint ") == 2
+
+
+def test_a_hint_repeated_by_launcher_and_trainer_is_shown_once() -> None:
+    sink, buf = _sink()
+    hint = "The trainer was interrupted (SIGINT)."
+    for seq, who in ((0, "trainer"), (1, "launcher")):
+        sink.handle(
+            ChildError(
+                seq=seq, message=f"KeyboardInterrupt ({who})", category="interrupted", remedy=hint
+            )
+        )
+    sink.close()
+    text = buf.getvalue()
+    assert text.count("KeyboardInterrupt") == 2  # both errors are shown
+    assert text.count(hint) == 1  # their shared hint once

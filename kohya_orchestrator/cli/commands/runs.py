@@ -75,6 +75,7 @@ def _list(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from rich.markup import escape
     from rich.table import Table
 
     from ...launch.rundir import list_runs
@@ -98,6 +99,9 @@ def _list(args: argparse.Namespace) -> int:
             "" if r.returncode is None else str(r.returncode),
         )
     console().print(table)
+    for r in runs:
+        if r.reason:
+            console().print(f"[dim]{escape(f'{r.run_id}: {r.status}: {r.reason}')}[/dim]")
     return 0
 
 
@@ -161,9 +165,11 @@ def _show(args: argparse.Namespace) -> int:
         out.print(f"[green]✓[/green] wrote {path}")
     if no_sheet:
         out.print("[dim]no sample images in this run: no contact sheet[/dim]")
+    shown: set[str] = set()  # each hint once (launcher and trainer report one interrupt each)
     for e in info["errors"]:
         out.print(f"[red]error ({e['category']})[/red]: {e['message']}")
-        if e["remedy"]:
+        if e["remedy"] and e["remedy"] not in shown:
+            shown.add(e["remedy"])
             out.print(f"  [dim]hint: {e['remedy']}[/dim]")
     out.print(f"[dim]console log: {rd.console_log}[/dim]")
     return 0
@@ -177,12 +183,13 @@ def _summarise(rd: object, summary: RunSummary) -> dict[str, Any]:
     def dump(e: Event | None) -> dict[str, Any] | None:
         return None if e is None else e.model_dump(mode="json", exclude={"seq", "t", "text"})
 
+    found = rd.summary()  # an open run whose orchestrator is gone: interrupted, with the reason
     return {
         "run": str(rd.path),
-        "status": rd.read_status(),
-        "returncode": rd.read_returncode(),
+        "status": found.status,
+        "returncode": found.returncode,
         "duration_s": summary.duration_s,
-        "reason": summary.reason,
+        "reason": found.reason or summary.reason,
         "plan": dump(summary.plan),
         "last_step": dump(summary.last_step),
         "checkpoints": [dump(e) for e in summary.checkpoint_events],

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ...environment.discovery import Install
+    from ...events import ChildError
     from ...models import TrainingJob
 
 
@@ -122,15 +123,34 @@ def train_job(
         )
         return 0
     fail(f"training {result.status.value}: {result.reason}")
-    for error in result.errors[-3:]:
-        if error.remedy:
-            hint(error.remedy, file=sys.stderr)
+    for remedy in _remedies(result.errors):
+        hint(remedy, file=sys.stderr)
+    if result.write_error is not None:
+        hint(
+            "free space there (or pass --runs DIR on another disk) and train again", file=sys.stderr
+        )
     if result.remedies:
         hint("this job could use less memory with:", file=sys.stderr)
         for remedy in result.remedies:
             sys.stderr.write(f"    - {remedy}\n")
     hint(f"full log: {result.run_dir / 'console.log'}", file=sys.stderr)
     return 1
+
+
+def _remedies(errors: list[ChildError]) -> list[str]:
+    """Each remedy once: the headline error's first, then the last errors' (accelerate's own
+    "launcher failed" only when nothing else explains the failure)."""
+    from ...events import classify_failure
+
+    headline = classify_failure(errors)
+    found: list[str] = []
+    for error in [headline, *errors[-3:]]:
+        if error is None or not error.remedy or error.remedy in found:
+            continue
+        if error.category == "launcher_failed" and error is not headline:
+            continue
+        found.append(error.remedy)
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
