@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import Problem
+from ..models.arguments import Arguments
 from ..models.dataset import DatasetConfig
 from ..models.family import DEFAULT_FAMILY, FAMILIES, profile
 from ..models.model import model_section
@@ -331,7 +332,9 @@ class GuiMapper(GuiReader):
                 "add [[sampling.prompts]] to the imported file to get sample images",
             )
 
-    def additional(self, family: str) -> None:
+    def additional(self, family: str, arguments: Arguments | None = None) -> None:
+        """``additional_parameters``: options the install (``arguments``, else the built-in list of
+        sd-scripts 48d368fa) has go to ``[extra_args]``."""
         text = as_text(self.gui.get("additional_parameters"))
         if not text:
             return
@@ -347,7 +350,7 @@ class GuiMapper(GuiReader):
             "training": TrainingConfig,
             "sampling": SamplingConfig,
         }
-        known = known_args(family)
+        known = (arguments.names(family) if arguments else None) or known_args(family)
         i = 0
         while i < len(tokens):
             token = tokens[i]

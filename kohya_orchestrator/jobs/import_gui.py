@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
+from ..models.arguments import Arguments
 from ..models.dataset import DatasetConfig
 from ..models.family import DEFAULT_FAMILY
 from ..models.model import model_section
@@ -101,11 +102,15 @@ class GuiImport:
         return dumps({k: self.data[k] for k in order if k in self.data}, header=header)
 
 
-def gui_to_job_dict(gui: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+def gui_to_job_dict(
+    gui: Mapping[str, Any], arguments: Arguments | None = None
+) -> tuple[dict[str, Any], list[Problem]]:
     """Map a GUI preset/config object onto job data.
 
     Args:
         gui: The parsed JSON object.
+        arguments: What the install that will run the job accepts (its argument manifest);
+            default: the built-in list of sd-scripts 48d368fa.
 
     Returns:
         ``(data, warnings)``: the partial job, and every key not imported or value fixed.
@@ -126,7 +131,7 @@ def gui_to_job_dict(gui: Mapping[str, Any]) -> tuple[dict[str, Any], list[Proble
     map_network(m)
     m.data()
     m.prompts()
-    m.additional(family)
+    m.additional(family, arguments)
     m.unknown()
     if m.errors:
         raise ConfigError(m.errors + m.problems, source="the kohya_ss GUI file")
@@ -170,7 +175,7 @@ _PLACEHOLDER: dict[str, dict[str, Any]] = {
 }
 
 
-def import_gui_preset(path: Path) -> GuiImport:
+def import_gui_preset(path: Path, arguments: Arguments | None = None) -> GuiImport:
     """Read a kohya_ss GUI preset or saved config (JSON) and check it as a job.
 
     Args:
@@ -205,7 +210,7 @@ def import_gui_preset(path: Path) -> GuiImport:
             [Problem(str(path), "expected a JSON object of GUI settings", None)], source=str(path)
         )
     try:
-        data, problems = gui_to_job_dict(gui)
+        data, problems = gui_to_job_dict(gui, arguments)
     except ConfigError as exc:
         raise ConfigError(exc.problems, source=str(path)) from None
     name = as_text(gui.get("output_name")) or path.stem
@@ -220,5 +225,7 @@ def import_gui_preset(path: Path) -> GuiImport:
         base["training"] = {"max_train_epochs": 1}
     layers = [Layer("placeholder (not in the GUI file)", base), Layer(path.name, data)]
     composed = compose_layers(layers)
-    job = validate_job(composed.data, source=str(path), provenance=composed.provenance)
+    job = validate_job(
+        composed.data, source=str(path), provenance=composed.provenance, arguments=arguments
+    )
     return GuiImport(source=path, data=data, problems=problems, job=job)

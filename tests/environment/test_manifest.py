@@ -378,3 +378,22 @@ def test_import_config_keeps_what_the_install_has(
     captured = capsys.readouterr()
     assert "new_count" not in captured.out
     assert "new_count" in captured.err
+
+
+def test_import_preset_keeps_the_options_the_install_has(
+    tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install = make_install(tmp_path)
+    preset = tmp_path / "gui.json"
+    preset.write_text(
+        json.dumps({"LoRA_type": "Standard", "additional_parameters": "--new_count 3"}),
+        encoding="utf-8",
+    )
+    sd = str(install.sd_scripts_dir)
+    assert main(["import-preset", str(preset), "--sd-scripts", sd]) == 0
+    captured = capsys.readouterr()
+    assert "new_count = 3" in captured.out
+    assert main(["import-preset", str(preset)]) == 0
+    captured = capsys.readouterr()
+    assert "new_count" not in captured.out
+    assert "new_count" in captured.err

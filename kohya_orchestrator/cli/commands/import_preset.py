@@ -28,6 +28,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("file", metavar="FILE.json", help="the GUI preset or saved config")
     parser.add_argument("--out", "-o", metavar="PRESET.toml", help="write here (default: print)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
+    parser.add_argument(
+        "--sd-scripts",
+        metavar="PATH",
+        help="keep the options this install has (its own parsers) instead of the built-in list "
+        "(default: $KOHYA_SD_SCRIPTS when set)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -39,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from ...jobs.import_gui import import_gui_preset
     from ...jobs.output_file import write_new_file
     from ...ui.messages import hint, ok, print_problems
+    from .._common import install_arguments
 
-    result = import_gui_preset(Path(args.file))
+    _, arguments = install_arguments(args.sd_scripts, search=False)
+    result = import_gui_preset(Path(args.file), arguments)
     out = Path(args.out) if args.out else None
     text = result.to_toml(str(out) if out else None)
     if result.problems:
