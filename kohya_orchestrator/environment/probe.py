@@ -261,9 +261,18 @@ def probe_package_versions(
         ``{dist: version or None when not installed}``, or None when the interpreter could not
         be asked.
     """
+    facts = _ask(install, _VERSIONS_SCRIPT, dists, timeout_s)
+    return None if facts is None else {d: _opt_str(facts.get(d)) for d in dists}
+
+
+def _ask(
+    install: Install, script: str, args: Sequence[str], timeout_s: float
+) -> dict[str, object] | None:
+    """Run a short marked-JSON ``script`` in the install's Python (sd-scripts folder); its facts,
+    or None when the interpreter could not be asked."""
     try:
         done = subprocess.run(
-            [str(install.python), "-c", _VERSIONS_SCRIPT, *dists],
+            [str(install.python), "-c", script, *args],
             cwd=install.sd_scripts_dir,
             env={**os.environ, "PYTHONIOENCODING": "utf-8"},
             stdin=subprocess.DEVNULL,
@@ -274,9 +283,7 @@ def probe_package_versions(
     except (OSError, subprocess.SubprocessError):
         return None
     facts, problem = _parse_probe(done.stdout, done.stderr, done.returncode)
-    if problem:
-        return None
-    return {d: _opt_str(facts.get(d)) for d in dists}
+    return None if problem else facts
 
 
 _MODULES_SCRIPT = r"""
@@ -301,22 +308,8 @@ def probe_modules(
     """
     if not modules:
         return {}
-    try:
-        done = subprocess.run(
-            [str(install.python), "-c", _MODULES_SCRIPT, *modules],
-            cwd=install.sd_scripts_dir,
-            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    facts, problem = _parse_probe(done.stdout, done.stderr, done.returncode)
-    if problem:
-        return None
-    return {m: bool(facts.get(m)) for m in modules}
+    facts = _ask(install, _MODULES_SCRIPT, modules, timeout_s)
+    return None if facts is None else {m: bool(facts.get(m)) for m in modules}
 
 
 def _opt_str(value: object) -> str | None:
