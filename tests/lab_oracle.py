@@ -30,3 +30,28 @@ def run_lab_oracle(lab: Path, script: Path, *args: object, timeout_s: float = 30
     lines = [x for x in proc.stdout.splitlines() if x.startswith("ORACLE ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(lines[-1][len("ORACLE ") :])
+
+
+def collect_examples(strategy: Any, count: int) -> list[Any]:
+    """``count`` examples of a hypothesis ``strategy``, reproducible (derandomized, no database).
+
+    The oracle tests draw every example first and then ask sd-scripts about all of them in ONE
+    subprocess: starting the lab's Python per example would cost seconds each.
+    """
+    from hypothesis import HealthCheck, given, settings
+
+    out: list[Any] = []
+
+    @settings(
+        max_examples=count,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(example: Any) -> None:
+        out.append(example)
+
+    collect()
+    return out

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
-from lab_oracle import run_lab_oracle
+from lab_oracle import collect_examples, run_lab_oracle
 
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.jobs.loading import load_job, validate_job
@@ -161,22 +161,8 @@ def job_data(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _collect() -> list[dict[str, Any]]:
-    """EXAMPLES job dicts from the strategy, reproducibly (derandomized, no database)."""
-    out: list[dict[str, Any]] = []
-
-    @settings(
-        max_examples=EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(job_data())
-    def collect(data: dict[str, Any]) -> None:
-        out.append(data)
-
-    collect()
-    return out
+    examples: list[dict[str, Any]] = collect_examples(job_data(), EXAMPLES)
+    return examples
 
 
 def _expected(job: TrainingJob) -> list[dict[str, Any]]:

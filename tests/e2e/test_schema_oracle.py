@@ -26,9 +26,9 @@ from typing import Any
 
 import annotated_types
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
-from lab_oracle import run_lab_oracle
+from lab_oracle import collect_examples, run_lab_oracle
 from pydantic.fields import FieldInfo
 
 from kohya_orchestrator.errors import ConfigError
@@ -203,21 +203,8 @@ def job_data(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _collect() -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-
-    @settings(
-        max_examples=EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(job_data())
-    def collect(data: dict[str, Any]) -> None:
-        out.append(data)
-
-    collect()
-    return out
+    examples: list[dict[str, Any]] = collect_examples(job_data(), EXAMPLES)
+    return examples
 
 
 def _check_dataset(job: TrainingJob, datasets: list[dict[str, Any]]) -> None:
