@@ -38,6 +38,15 @@ from .prompt_lines import parse_prompt_line
 __all__ = ["GuiMapper"]
 
 
+# additional_parameters options whose values are "key=value" strings: tables in the job format
+_KEY_VALUE_TABLES = {"lr_scheduler_args": "scheduler"}
+# network options the GUI has no field for, written in additional_parameters
+_NETWORK_KEYS = {
+    "network_train_unet_only", "network_train_text_encoder_only", "scale_weight_norms",
+    "network_dropout",
+}  # fmt: skip
+
+
 class GuiMapper(GuiReader):
     """Maps every section of a GUI object but the network (``gui_network.map_network``)."""
 
@@ -166,6 +175,21 @@ class GuiMapper(GuiReader):
                 "add training.max_train_epochs to the imported file, or --set it",
             )
 
+    def buckets(self, family: str) -> None:
+        """A ``bucket_reso_steps`` the family's script refuses (the GUI's presets carry 1) becomes
+        the family's step, with a note."""
+        dataset = self.out.get("dataset", {})
+        step = dataset.get("bucket_reso_steps")
+        need = profile(family).bucket_step
+        if isinstance(step, int) and not isinstance(step, bool) and step % need:
+            dataset["bucket_reso_steps"] = need
+            self.warn(
+                "bucket_reso_steps",
+                f"{step}: {profile(family).script} stops on it (it must be a multiple of {need}); "
+                f"imported as {need}",
+                f"another multiple of {need}: --set dataset.bucket_reso_steps=...",
+            )
+
     def scheduler(self) -> None:
         sched = as_text(self.gui.get("lr_scheduler"))
         steps = self.get("lr_warmup_steps", "int_off")
@@ -255,6 +279,17 @@ class GuiMapper(GuiReader):
             self.set(
                 "training", "multires_noise_discount", self.get("multires_noise_discount", "off")
             )
+            # the GUI passes these to sd-scripts only with the "Original" noise offset (its
+            # lora_gui.py): with Multires they never reached the trainer
+            training = self.out.get("training", {})
+            for key in ("adaptive_noise_scale", "noise_offset_random_strength"):
+                if training.pop(key, None) not in (None, False):
+                    self.warn(
+                        key,
+                        "set, but the GUI passes it only with noise_offset_type 'Original' (this "
+                        "file uses Multires), so sd-scripts never saw it; not imported",
+                        None,
+                    )
         else:
             self.set("training", "noise_offset", self.get("noise_offset", "off"))
         loss = as_text(self.gui.get("loss_type"))
@@ -359,13 +394,23 @@ class GuiMapper(GuiReader):
                 self.warn("additional_parameters", f"'{token}' is not an option; not imported")
                 continue
             key = token[2:].replace("-", "_")
-            value: Any = True
-            if i < len(tokens) and not tokens[i].startswith("--"):
-                value = _literal(tokens[i])
+            values: list[str] = []
+            while i < len(tokens) and not tokens[i].startswith("--"):
+                values.append(tokens[i])  # nargs options take several: --lr_scheduler_args a=1 b=2
                 i += 1
+            value: Any = True if not values else _literal(values[0])
+            if len(values) > 1:
+                value = [_literal(v) for v in values]
+            if key in _KEY_VALUE_TABLES:  # "k=v" strings; the job format keeps them as a table
+                table = self._key_values(key, values)
+                if table is None:
+                    continue
+                value = table
             where = next((s for s, m in sections.items() if key in m.model_fields), None)
             if key in ("max_grad_norm", "learning_rate", "unet_lr", "text_encoder_lr"):
                 where = "optimizer"
+            if key in _NETWORK_KEYS:
+                where = "network"
             if where is not None:
                 self.set(where, key, value)
             elif key in known:
@@ -377,6 +422,23 @@ class GuiMapper(GuiReader):
                     f"--{key}: sd-scripts has no such argument (it would fail); not imported",
                     f"did you mean '--{close[0]}'?" if close else None,
                 )
+
+    def _key_values(self, key: str, values: list[str]) -> dict[str, Any] | None:
+        table: dict[str, Any] = {}
+        for item in values:
+            name, sep, text = item.partition("=")
+            if not sep:
+                self.error(
+                    "additional_parameters", f"--{key}: '{item}' has no '='", "write key=value"
+                )
+                return None
+            table[name.strip()] = _literal(text.strip())
+        self.warn(
+            "additional_parameters",
+            f"--{key} {' '.join(values)}: imported as the table {key} = {table}",
+            None,
+        )
+        return table
 
     def unknown(self) -> None:
         mapped = set(SIMPLE_FIELDS) | set(EXTRA_FIELDS) | SPECIAL_FIELDS | GUI_ONLY_FIELDS

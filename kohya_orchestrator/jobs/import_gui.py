@@ -121,6 +121,7 @@ def gui_to_job_dict(
     m = GuiMapper(gui)
     m.simple()
     family = m.model()
+    m.buckets(family)
     m.resolution()
     m.attention()
     m.length()

@@ -268,6 +268,7 @@ SchedulerName = Literal[
     "cosine_with_min_lr",
     "warmup_stable_decay",
     "piecewise_constant",
+    "adafactor",
 ]
 
 

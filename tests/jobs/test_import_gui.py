@@ -380,3 +380,69 @@ def test_cli_prints_without_out(tmp_path: Path, capsys: pytest.CaptureFixture[st
     data = tomllib.loads(capsys.readouterr().out)
     assert data["network"] == {"algo": "loha", "network_dim": 8}
     assert main(["import-preset", str(tmp_path / "missing.json")]) == 2
+
+
+# ---- the GUI's shipped presets' traps (issue 16), written from the GUI's form and lora_gui.py
+def test_bucket_reso_steps_the_script_refuses_becomes_the_familys_step() -> None:
+    for family_box, step in (({}, 64), ({"sdxl": True}, 32)):
+        data, problems = gui_to_job_dict({**LOKR, **family_box, "bucket_reso_steps": 1})
+        assert data["dataset"]["bucket_reso_steps"] == step
+        note = _notes(problems)["bucket_reso_steps"]
+        assert note.startswith("1: ") and f"multiple of {step}" in note
+        assert f"imported as {step}" in note
+    data, problems = gui_to_job_dict({**LOKR, "bucket_reso_steps": 128})
+    assert data["dataset"]["bucket_reso_steps"] == 128
+    assert "bucket_reso_steps" not in _notes(problems)
+
+
+def test_additional_parameters_with_several_values_and_network_switches() -> None:
+    extra = (
+        '--lr_scheduler_type "CosineAnnealingLR" --lr_scheduler_args "T_max=1000" "eta_min=0e-0" '
+        "--network_train_unet_only"
+    )
+    data, problems = gui_to_job_dict({**LOKR, "additional_parameters": extra})
+    assert data["scheduler"]["lr_scheduler_args"] == {"T_max": 1000, "eta_min": 0.0}
+    assert data["extra_args"]["lr_scheduler_type"] == "CosineAnnealingLR"
+    assert data["network"]["network_train_unet_only"] is True
+    assert "not an option" not in " ".join(_notes(problems).values())  # eta_min was not dropped
+    with pytest.raises(ConfigError) as info:
+        gui_to_job_dict({**LOKR, "additional_parameters": "--lr_scheduler_args T_max"})
+    assert "has no '='" in info.value.problems[0].message
+
+
+def test_the_adafactor_schedule_with_the_adafactor_optimizer() -> None:
+    from kohya_orchestrator.jobs.layers import compose_layers
+    from kohya_orchestrator.jobs.loading import validate_job
+
+    gui = {**LOKR, "optimizer": "Adafactor", "optimizer_args": "", "lr_scheduler": "adafactor"}
+    gui |= {"lr_warmup": 0, "learning_rate": 1e-4, "unet_lr": 1e-4, "text_encoder_lr": 1e-4}
+    data, _ = gui_to_job_dict(gui)
+    assert data["scheduler"]["lr_scheduler"] == "adafactor"
+    job = validate_job(compose_layers([Layer("gui", data), Layer("data", DATA)]).data)
+    assert job.scheduler.lr_scheduler == "adafactor"
+    base = {**DATA, "training": {"max_train_epochs": 1}, "scheduler": {"lr_scheduler": "adafactor"}}
+    with pytest.raises(ConfigError) as info:  # sd-scripts asserts the Adafactor optimizer
+        validate_job({**base, "optimizer": {"type": "AdamW"}})
+    assert "works only with the AdaFactor optimizer" in info.value.problems[0].message
+    no_relative = {"type": "AdaFactor", "learning_rate": 1e-4, "relative_step": False}
+    with pytest.raises(ConfigError) as relative:
+        validate_job({**base, "optimizer": no_relative})
+    assert "relative_step" in relative.value.problems[0].message
+
+
+def test_adaptive_noise_scale_with_multires_never_reached_sd_scripts() -> None:
+    gui = {**LOKR, "adaptive_noise_scale": 0.005, "noise_offset_type": "Multires"}
+    gui |= {"multires_noise_iterations": 10, "multires_noise_discount": 0.3}
+    data, problems = gui_to_job_dict(gui)
+    assert "adaptive_noise_scale" not in data["training"]
+    assert data["training"]["multires_noise_iterations"] == 10
+    assert "only with noise_offset_type 'Original'" in _notes(problems)["adaptive_noise_scale"]
+    original, _ = gui_to_job_dict(
+        {
+            **LOKR,
+            "adaptive_noise_scale": 0.005,
+            "noise_offset": 0.05,
+            "noise_offset_type": "Original",
+        }
+    )
+    assert original["training"]["adaptive_noise_scale"] == 0.005

@@ -95,6 +95,23 @@ def check_optimizer(job: JobView) -> Iterator[Problem]:
                 "raises an error",
                 "set lr_warmup_steps = 0, or optimizer.relative_step = false",
             )
+    if job.scheduler.lr_scheduler == "adafactor":
+        # train_util.get_scheduler_fix asserts the Adafactor optimizer and reads the initial LR from
+        # "adafactor:<lr>", which sd-scripts writes itself only with relative_step on (5077-5079).
+        if not isinstance(o, AdaFactorOptimizer):
+            yield Problem(
+                "scheduler.lr_scheduler",
+                f"the adafactor schedule works only with the AdaFactor optimizer, not {o.type} "
+                "(sd-scripts stops on an assertion)",
+                'use optimizer.type = "AdaFactor", or another lr_scheduler',
+            )
+        elif _optimizer_arg(o, "relative_step")[1] is False:
+            yield Problem(
+                "scheduler.lr_scheduler",
+                "the adafactor schedule needs Adafactor's relative_step: with relative_step = "
+                "false sd-scripts stops reading its initial LR (IndexError)",
+                "remove relative_step = false, or use another lr_scheduler (constant_with_warmup)",
+            )
     if isinstance(o, AdaFactorOptimizer):
         # sd-scripts tests both by truth value (train_util.py:5049-5055).
         relative = _optimizer_arg(o, "relative_step")[1]
