@@ -17,7 +17,7 @@ from ..errors import Problem
 from ..models.arguments import Arguments
 from ..models.dataset import DatasetConfig
 from ..models.family import DEFAULT_FAMILY, FAMILIES, profile
-from ..models.model import model_section
+from ..models.model import PATH_FIELDS, model_section
 from ..models.optimizer import SchedulerConfig
 from ..models.sampling import SamplingConfig
 from ..models.sd_args import known_args
@@ -106,7 +106,56 @@ class GuiMapper(GuiReader):
             self.set("model", "no_half_vae", True)
         if fam.caches_text_encoder_outputs and self.get("sdxl_cache_text_encoder_outputs", "bool"):
             self.set("training", "cache_text_encoder_outputs", True)
+        if panel and panel.endswith("_checkbox"):  # FLUX.1's own panel: flux1_cache_text_...
+            prefix = panel.removesuffix("_checkbox")
+            for key in ("cache_text_encoder_outputs", "cache_text_encoder_outputs_to_disk"):
+                if self.get(f"{prefix}_{key}", "bool"):
+                    self.set("training", key, True)
+        self._family_fields(family)
         return family
+
+    def _family_fields(self, family: str) -> None:
+        """The family's own form fields (FLUX.1's ae, clip_l, t5xxl, guidance_scale, ...), which
+        the GUI names as the script's arguments, as the job's model section does; the SD form
+        fields another family's section has no place for are dropped with a note."""
+        section = model_section(family).model_fields
+        model = self.out.get("model", {})
+        for key in [k for k in model if k not in section]:
+            value = model.pop(key)
+            self.warn(
+                key,
+                f"{key} = {value!r} is an SD 1.x/SDXL setting; {profile(family).title} has no "
+                "use for it; not imported",
+                None,
+            )
+        handled = set(SIMPLE_FIELDS) | SPECIAL_FIELDS | {"family"}
+        for key in model_section(family).model_fields:
+            if key in handled or key not in self.gui or key in self.out.get("model", {}):
+                continue
+            raw = self.gui[key]
+            if raw is None or raw == "" or raw is False:
+                continue
+            self.set("model", key, self._path_or_text(key, raw) if key in PATH_FIELDS else raw)
+        base = self.out.get("model", {}).get("pretrained_model_name_or_path")
+        if isinstance(base, str):
+            self.out["model"]["pretrained_model_name_or_path"] = self._path_or_text(
+                "pretrained_model_name_or_path", base
+            )
+
+    def _path_or_text(self, key: str, value: Any) -> Any:
+        """A GUI preset's instruction in a path field ("put the full path to ae.sft here") becomes
+        a placeholder (``<ae.sft>``) that ``validate`` lists and ``train`` refuses."""
+        if not isinstance(value, str) or not value.lower().startswith("put "):
+            return value
+        named = [w for w in value.split() if "." in w.strip(".")]
+        placeholder = f"<{named[0].strip('.')}>" if named else f"<{key}>"
+        self.warn(
+            key,
+            f"'{value}' is the preset's instruction, not a path; imported as the placeholder "
+            f"{placeholder}",
+            f"give the file: --set model.{key}=/path/to/it",
+        )
+        return placeholder
 
     def resolution(self) -> None:
         text = as_text(self.gui.get("max_resolution"))
@@ -442,6 +491,16 @@ class GuiMapper(GuiReader):
 
     def unknown(self) -> None:
         mapped = set(SIMPLE_FIELDS) | set(EXTRA_FIELDS) | SPECIAL_FIELDS | GUI_ONLY_FIELDS
+        family = self.out.get("model", {}).get("family", DEFAULT_FAMILY)
+        mapped |= set(model_section(family).model_fields)  # the family's own fields, mapped above
+        boxes = [p.gui_checkbox for p in FAMILIES.values() if p.gui_checkbox]
+        mapped |= set(boxes) | {"train_blocks"}
+        for box in (b for b in boxes if b.endswith("_checkbox")):  # flux1_cache_text_... above
+            prefix = box.removesuffix("_checkbox")
+            mapped |= {
+                f"{prefix}_cache_text_encoder_outputs",
+                f"{prefix}_cache_text_encoder_outputs_to_disk",
+            }
         for key in self.gui:
             if key in mapped:
                 continue

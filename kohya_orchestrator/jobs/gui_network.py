@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..models.family import DEFAULT_FAMILY, profile
 from ..models.network import (
     LYCORIS_BUILTIN_PRESETS,
     BoftNetwork,
@@ -45,6 +46,7 @@ LORA_TYPES: dict[str, tuple[str, bool]] = {
     "LyCORIS/Native Fine-Tuning": ("full", False),
     "LyCORIS/Diag-OFT": ("diag-oft", False),
     "LyCORIS/BOFT": ("boft", False),
+    "Flux1": ("lora", False),  # networks.lora_flux (the family's own LoRA module)
 }
 NETWORK_MODELS: dict[str, type[BaseModel]] = {
     "lora": LoraNetwork,
@@ -66,7 +68,7 @@ def map_network(m: GuiReader) -> None:
         close = difflib.get_close_matches(lora_type, list(LORA_TYPES), n=1)
         m.error(
             "LoRA_type",
-            f"'{lora_type}' is not supported (SD 1.x/2.x/SDXL networks only)",
+            f"'{lora_type}' is not supported",
             (f"did you mean '{close[0]}'? " if close else "")
             + "supported: "
             + ", ".join(LORA_TYPES),
@@ -80,6 +82,10 @@ def map_network(m: GuiReader) -> None:
             "LyCORIS' implementation)",
         )
     net: dict[str, Any] = {"algo": algo}
+    family = m.out.get("model", {}).get("family", DEFAULT_FAMILY)
+    blocks = as_text(m.gui.get("train_blocks"))
+    if algo == "lora" and blocks and profile(family).train_blocks:
+        net["train_blocks"] = blocks  # FLUX.1's LoRA: all / single / double
     lycoris = algo != "lora"
     net["network_dim"] = m.get("network_dim", "int")
     net["network_alpha"] = m.get("network_alpha", "float")

@@ -275,7 +275,7 @@ class TestOtherTypes:
         assert data["optimizer"] == {"unet_lr": 0.0002, "text_encoder_lr": 0.0001}
         assert "SDXL ignores it" in _notes(problems)["clip_skip"]
 
-    @pytest.mark.parametrize("lora_type", ["Flux1", "LoRA-FA", "LyCORIS/GLoRA"])
+    @pytest.mark.parametrize("lora_type", ["LoRA-FA", "LyCORIS/GLoRA"])
     def test_unsupported_types_are_errors(self, lora_type: str) -> None:
         with pytest.raises(ConfigError) as info:
             gui_to_job_dict({"LoRA_type": lora_type})
@@ -446,3 +446,50 @@ def test_adaptive_noise_scale_with_multires_never_reached_sd_scripts() -> None:
         }
     )
     assert original["training"]["adaptive_noise_scale"] == 0.005
+
+
+def test_a_flux1_gui_file_is_a_flux_job_with_its_components() -> None:
+    from kohya_orchestrator.jobs.layers import compose_layers
+    from kohya_orchestrator.jobs.loading import validate_job
+
+    gui = {
+        "LoRA_type": "Flux1",
+        "flux1_checkbox": True,
+        "pretrained_model_name_or_path": "put the full path to flux1-dev.safetensors here",
+        "ae": "put the full path to ae.sft here",
+        "clip_l": "/models/clip_l.safetensors",
+        "t5xxl": "/models/t5xxl_fp16.safetensors",
+        "train_blocks": "single",
+        "flux1_cache_text_encoder_outputs": True,
+        "guidance_scale": 1,
+        "timestep_sampling": "sigmoid",
+        "max_token_length": 75,
+        "network_dim": 16,
+        "network_alpha": 16,
+        "optimizer": "AdamW",
+        "learning_rate": 3e-4,
+        "unet_lr": 3e-4,
+        "text_encoder_lr": 0,  # the GUI's way of saying U-Net only (cached T5 outputs need it)
+        "epoch": 1,
+    }
+    data, problems = gui_to_job_dict(gui)
+    model = data["model"]
+    assert model["family"] == "flux"
+    assert model["pretrained_model_name_or_path"] == "<flux1-dev.safetensors>"  # a placeholder
+    assert model["ae"] == "<ae.sft>"
+    assert (model["clip_l"], model["t5xxl"]) == (
+        "/models/clip_l.safetensors",
+        "/models/t5xxl_fp16.safetensors",
+    )
+    assert (model["guidance_scale"], model["timestep_sampling"]) == (1, "sigmoid")
+    assert "max_token_length" not in model
+    assert data["network"]["train_blocks"] == "single"
+    assert data["training"]["cache_text_encoder_outputs"] is True
+    notes = _notes(problems)
+    assert "imported as the placeholder <ae.sft>" in notes["ae"]
+    assert "FLUX.1 has no use for it" in notes["max_token_length"]
+    assert "train_blocks" not in notes and "flux1_cache_text_encoder_outputs" not in notes
+    flux_data = {"dataset": DATA["dataset"]}
+    job = validate_job(compose_layers([Layer("gui", data), Layer("data", flux_data)]).data)
+    assert job.model.family == "flux"
+    assert job.network.train_blocks == "single"  # type: ignore[union-attr]

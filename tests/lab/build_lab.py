@@ -15,7 +15,10 @@ GB of memory for a minute (on a shared machine run the whole script alone, e.g. 
 ``flock``).
 
 ``--from`` takes a git URL or a local git directory of kohya-ss/sd-scripts (default: GitHub; also
-read from ``$SD_SCRIPTS_GIT_DIR``). Torch: the CPU build from download.pytorch.org; where that
+read from ``$SD_SCRIPTS_GIT_DIR``). ``--kohya-ss-from`` (or ``$KOHYA_SS_GIT_DIR``; default: GitHub)
+is where the kohya_ss GUI's shipped presets come from (``kohya_ss/presets/``, read by
+tests/e2e/test_gui_presets_e2e.py; never copied into the repository); that step is skipped with
+a note when the source cannot be read. Torch: the CPU build from download.pytorch.org; where that
 cannot be reached, the torch on pip's own index (``--torch-packages``/``--torch-index`` choose).
 """
 
@@ -49,6 +52,7 @@ FALLBACK_TORCH = ("torch==2.14.1", "torchvision==0.29.1")
 # (networks/loha.py, networks/lokr.py; branch feat-support-lokr-loha, on top of v0.10.1). It runs
 # with the lab's venv; tests/e2e/test_native_networks_e2e.py trains with it.
 NATIVE_COMMIT = "aff4a2e732ce3fb916fb4f53dcb484a80a5fa488"
+KOHYA_SS_SOURCE = "https://github.com/bmaltais/kohya_ss.git"
 
 
 def _reachable(url: str) -> bool:
@@ -110,11 +114,39 @@ def _export_commit(clone: Path, source: str, into: Path) -> None:
     partial.replace(into)
 
 
+def _export_gui_presets(source: str, into: Path) -> None:
+    """The kohya_ss GUI's ``presets/`` folder (its HEAD) into ``into/presets``; a failure is a
+    note, not a stop: only the GUI-preset e2e test needs it, and it skips without it."""
+    partial = into.with_name(into.name + ".partial")
+    subprocess.run(["rm", "-rf", str(partial)], check=True)
+    try:
+        if Path(source).is_dir():
+            git_dir = Path(source)
+        else:
+            git_dir = partial / "git"
+            _run(["git", "clone", "-q", "--bare", "--depth", "1", source, str(git_dir)])
+        archive = subprocess.run(
+            ["git", "-C", str(git_dir), "archive", "--format=tar", "HEAD", "presets"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        partial.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive, check=True)
+        subprocess.run(["rm", "-rf", str(partial / "git")], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"      skipped: kohya_ss presets from {source} could not be read ({exc})")
+        subprocess.run(["rm", "-rf", str(partial)], check=False)
+        return
+    subprocess.run(["rm", "-rf", str(into)], check=True)
+    partial.replace(into)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--from", dest="source", default=os.environ.get("SD_SCRIPTS_GIT_DIR"))
     p.add_argument("--dir", default=os.environ.get("KOHYA_E2E_DIR") or str(DEFAULT_DIR))
     p.add_argument("--ref", default=PINNED_COMMIT)
+    p.add_argument("--kohya-ss-from", dest="kohya_ss", default=os.environ.get("KOHYA_SS_GIT_DIR"))
     p.add_argument("--lycoris", default="4.1.3", metavar="VERSION", help="lycoris-lora version")
     p.add_argument("--torch-packages", default=None)
     p.add_argument("--torch-index", default=None)
@@ -183,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         _export_commit(result.sd_scripts_dir, str(args.source or DEFAULT_SOURCE), native)
     if not (native / "venv").exists():  # the lab's venv runs it: `--sd-scripts` finds it there
         (native / "venv").symlink_to(result.python.parents[1], target_is_directory=True)
+
+    print("[lab] the kohya_ss GUI's shipped presets (kohya_ss/presets/)", flush=True)
+    if not (lab / "kohya_ss" / "presets" / "lora").is_dir():
+        _export_gui_presets(args.kohya_ss or KOHYA_SS_SOURCE, lab / "kohya_ss")
 
     ready = {
         "sd_scripts_commit": result.commit,
