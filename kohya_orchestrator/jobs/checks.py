@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import Problem
 from ..models import DreamBoothSubset, FineTuningSubset, TrainingJob
-from ..models.model import is_placeholder, looks_like_hub_id
+from ..models.model import is_placeholder, is_placeholder_path, looks_like_hub_id
 from .model_file import check_model_family
 
 _BASE_KEY = "model.pretrained_model_name_or_path"
@@ -39,6 +39,7 @@ def check_paths(job: TrainingJob, *, placeholders: str = "error") -> list[Proble
                     f"{value} is a placeholder",
                     f"give the path of the file: --set {key}=/path/to/{value[1:-1]}",
                     placeholders,
+                    "placeholder",
                 )
             )
         elif Path(value).exists():
@@ -68,8 +69,45 @@ def check_paths(job: TrainingJob, *, placeholders: str = "error") -> list[Proble
     mismatch = None if is_placeholder(base) else check_model_family(m.family, base, _BASE_KEY)
     if mismatch is not None:
         problems.append(mismatch)
+    logs = job.training.logging_dir
+    if logs and is_placeholder_path(logs) and not is_placeholder_path(job.training.output_dir):
+        problems.append(
+            Problem(
+                "training.logging_dir",
+                f"{logs} is a placeholder",
+                "give the folder for the logs: --set training.logging_dir=DIR",
+                placeholders,
+                "placeholder",
+            )
+        )
+    if is_placeholder_path(job.training.output_dir):
+        problems.append(
+            Problem(
+                "training.output_dir",
+                f"{job.training.output_dir} is a placeholder",
+                "give the folder for checkpoints and samples: --set training.output_dir=DIR",
+                placeholders,
+                "placeholder",
+            )
+        )
     for where, subset in job.dataset.all_subsets():
-        if isinstance(subset, DreamBoothSubset):
+        folder = getattr(subset, "image_dir", None)
+        if isinstance(subset, DreamBoothSubset) and is_placeholder_path(subset.image_dir):
+            wanted = (
+                "your folder of repeat folders (20_name/ ...)"
+                if is_placeholder(folder or "")
+                else f"the folder that holds '{subset.folder_name}'"
+            )
+            problems.append(
+                Problem(
+                    f"{where}.image_dir",
+                    f"{subset.image_dir} is a placeholder",
+                    f"import again with --data DIR ({wanted}), or edit image_dir in the job file",
+                    placeholders,
+                    "placeholder",
+                )
+            )
+        elif isinstance(subset, DreamBoothSubset):
             p = Path(subset.image_dir)
             if not p.exists():
                 problems.append(
@@ -100,7 +138,17 @@ def check_paths(job: TrainingJob, *, placeholders: str = "error") -> list[Proble
                     )
                 )
     n = job.network
-    if n.network_weights and not Path(n.network_weights).exists():
+    if n.network_weights and is_placeholder_path(n.network_weights):
+        problems.append(
+            Problem(
+                "network.network_weights",
+                f"{n.network_weights} is a placeholder",
+                "give the LoRA to start from: --set network.network_weights=FILE, or remove it",
+                placeholders,
+                "placeholder",
+            )
+        )
+    elif n.network_weights and not Path(n.network_weights).exists():
         problems.append(
             _missing(
                 n.network_weights,

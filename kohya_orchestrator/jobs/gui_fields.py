@@ -7,6 +7,8 @@ The GUI keys its JSON by its own form field names, numbers often as strings, boo
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +24,7 @@ __all__ = [
     "as_text",
     "convert",
     "csv_list",
+    "loads_json_lenient",
 ]
 
 
@@ -349,3 +352,38 @@ class GuiReader:
         except BadValue as exc:
             self.error(key, str(exc), "fix the value in the GUI file")
             return None
+
+
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+
+
+def loads_json_lenient(text: str) -> tuple[Any, bool]:
+    """JSON, or JSON with trailing commas (hand-copied configs): ``(value, had_commas)``.
+
+    Commas are removed only outside strings. Raises :class:`json.JSONDecodeError` when the text
+    is not JSON either way.
+    """
+    try:
+        return json.loads(text), False
+    except json.JSONDecodeError:
+        pass
+    out: list[str] = []
+    i, in_string = 0, False
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            if ch == "\\" and i + 1 < len(text):
+                out.append(text[i + 1])
+                i += 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif ch == "," and _TRAILING_COMMA.match(text, i):
+            pass
+        else:
+            out.append(ch)
+        i += 1
+    return json.loads("".join(out)), True

@@ -32,7 +32,8 @@ from .gui_fields import (
     as_text,
     convert,
 )
-from .import_toml import _literal, _optimizer, _subsets_from_dirs
+from .import_dataset import subsets_from_dirs as _subsets_from_dirs
+from .import_toml import _literal, _optimizer
 from .prompt_lines import parse_prompt_line
 
 __all__ = ["GuiMapper"]

@@ -12,21 +12,8 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
 from ..models.family import DEFAULT_FAMILY, profile
-from ..models.network import (
-    LYCORIS_BUILTIN_PRESETS,
-    BoftNetwork,
-    DiagOftNetwork,
-    DyLoraNetwork,
-    FullNetwork,
-    IA3Network,
-    LoConNetwork,
-    LoHaNetwork,
-    LoKrNetwork,
-    LoraNetwork,
-)
+from ..models.network import LYCORIS_BUILTIN_PRESETS, NETWORK_MODELS
 from .gui_fields import GuiReader, as_text, csv_list
 from .import_toml import _literal
 
@@ -47,17 +34,6 @@ LORA_TYPES: dict[str, tuple[str, bool]] = {
     "LyCORIS/Diag-OFT": ("diag-oft", False),
     "LyCORIS/BOFT": ("boft", False),
     "Flux1": ("lora", False),  # networks.lora_flux (the family's own LoRA module)
-}
-NETWORK_MODELS: dict[str, type[BaseModel]] = {
-    "lora": LoraNetwork,
-    "locon": LoConNetwork,
-    "loha": LoHaNetwork,
-    "lokr": LoKrNetwork,
-    "ia3": IA3Network,
-    "dylora": DyLoraNetwork,
-    "full": FullNetwork,
-    "diag-oft": DiagOftNetwork,
-    "boft": BoftNetwork,
 }
 
 

@@ -42,7 +42,14 @@ from ..models.model import model_section
 from ..models.optimizer import SchedulerConfig
 from ..models.sampling import SamplingConfig
 from ..models.training import TrainingConfig
-from .gui_fields import as_text
+from .gui_fields import (
+    EXTRA_FIELDS,
+    GUI_ONLY_FIELDS,
+    SIMPLE_FIELDS,
+    SPECIAL_FIELDS,
+    as_text,
+    loads_json_lenient,
+)
 from .gui_mapper import GuiMapper
 from .gui_network import NETWORK_MODELS, map_network
 from .layers import Layer, compose_layers
@@ -191,8 +198,14 @@ def import_gui_preset(path: Path, arguments: Arguments | None = None) -> GuiImpo
             job (every problem, each naming the GUI file or the placeholder as its source).
     """
     path = Path(path)
+    lenient = False
     try:
-        gui = json.loads(path.read_text(encoding="utf-8"))
+        if path.suffix.lower() == ".toml":  # the GUI saves its configs as TOML too
+            from .loading import read_toml
+
+            gui = read_toml(path, what="GUI config")
+        else:
+            gui, lenient = loads_json_lenient(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(
             [Problem(str(path), "file not found", "check the path")], source=str(path)
@@ -210,10 +223,35 @@ def import_gui_preset(path: Path, arguments: Arguments | None = None) -> GuiImpo
         raise ConfigError(
             [Problem(str(path), "expected a JSON object of GUI settings", None)], source=str(path)
         )
+    known = set(SIMPLE_FIELDS) | set(EXTRA_FIELDS) | SPECIAL_FIELDS | GUI_ONLY_FIELDS
+    if not known & set(gui):
+        shown = ", ".join(list(gui)[:6])
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    f"not a kohya_ss GUI file: none of its keys ({shown or 'none'}) is a GUI "
+                    "setting",
+                    "give a preset from kohya_ss' presets/lora/ or a config saved by the GUI",
+                )
+            ],
+            source=str(path),
+        )
     try:
         data, problems = gui_to_job_dict(gui, arguments)
     except ConfigError as exc:
         raise ConfigError(exc.problems, source=str(path)) from None
+    if lenient:
+        problems.insert(
+            0,
+            Problem(
+                path.name,
+                "trailing commas (not JSON, as hand-copied files often have) were read past",
+                None,
+                "warning",
+                "import-fixed",
+            ),
+        )
     name = as_text(gui.get("output_name")) or path.stem
     data = {
         "name": name,

@@ -17,14 +17,16 @@ from typing import Any
 from ..errors import ConfigError, Problem
 from ..models import TrainingJob
 from ..models.arguments import BUILTIN, Arguments
-from ..models.dataset import BucketOptions, CaptionOptions, parse_repeats_folder
 from ..models.family import DEFAULT_FAMILY, FAMILIES, family_from_args, profile
 from ..models.model import model_section
-from ..models.network import ALGOS
+from ..models.network import ALGOS, NETWORK_MODELS
 from ..models.sd_args import known_args
 from ..models.training import TrainingConfig
+from .import_dataset import DATASET_KEYS as _DATASET_KEYS
+from .import_dataset import dataset_section as _dataset
+from .import_dataset import prompts_file as _prompts
+from .import_paths import LocalPaths, localize_paths
 from .loading import read_toml, validate_job
-from .prompt_lines import parse_prompt_line
 
 __all__ = ["ImportResult", "import_kohya_config", "job_dict_from_kohya"]
 
@@ -57,7 +59,6 @@ _SAMPLE_KEYS = {
     "sample_sampler",
 }
 _TRAINING_KEYS = set(TrainingConfig.model_fields) - {"attention"}
-_DATASET_KEYS = set(BucketOptions.model_fields) | set(CaptionOptions.model_fields)
 # Written by the orchestrator itself or replaced by typed sections.
 _HANDLED = {
     "network_module",
@@ -206,6 +207,20 @@ def _network(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
         net.pop("network_alpha", None)
     if net.get("algo") in ("diag-oft", "boft"):
         net.pop("network_alpha", None)
+    model = NETWORK_MODELS.get(str(net.get("algo")))
+    if model is not None:
+        for key in [k for k in net if k not in model.model_fields and k in args]:
+            value = net.pop(key)
+            problems.append(
+                Problem(
+                    f"network_args {key}",
+                    f"{key}={value} is not read by {module} for {net['algo']}: sd-scripts "
+                    "runs without it; not imported",
+                    None,
+                    "warning",
+                    "import-dropped",
+                )
+            )
     return net
 
 
@@ -257,112 +272,6 @@ def _scheduler(flat: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
     return sched
 
 
-def _subsets_from_dirs(
-    train: str | None, reg: str | None, problems: list[Problem]
-) -> list[dict[str, Any]]:
-    subsets: list[dict[str, Any]] = []
-    for base, is_reg in ((train, False), (reg, True)):
-        if not base:
-            continue
-        root = Path(base)
-        if not root.is_dir():
-            problems.append(
-                Problem(
-                    "train_data_dir" if not is_reg else "reg_data_dir",
-                    f"folder not found: {base}",
-                    "fix the path",
-                )
-            )
-            continue
-        for child in sorted(p for p in root.iterdir() if p.is_dir()):
-            parsed = parse_repeats_folder(child.name)
-            if parsed is None or parsed[0] < 1:
-                problems.append(
-                    Problem(
-                        str(child),
-                        "sd-scripts skips this folder (no <repeats>_ prefix)",
-                        f"rename it, e.g. '10_{child.name}'",
-                        "warning",
-                    )
-                )
-                continue
-            entry: dict[str, Any] = {"image_dir": str(child)}
-            if is_reg:
-                entry["is_reg"] = True
-            subsets.append(entry)
-    return subsets
-
-
-def _dataset(
-    flat: dict[str, Any], dataset_cfg: Mapping[str, Any] | None, problems: list[Problem]
-) -> dict[str, Any]:
-    ds: dict[str, Any] = {}
-    if dataset_cfg is not None:
-        general = dict(dataset_cfg.get("general", {}))
-        ds.update({k: v for k, v in general.items() if k in _DATASET_KEYS})
-        for k in general:
-            if k not in _DATASET_KEYS:
-                problems.append(Problem(f"dataset general.{k}", "not a dataset config key", None))
-        blocks = list(dataset_cfg.get("datasets", []))
-        if len(blocks) == 1:
-            block = dict(blocks[0])
-            ds["subsets"] = [dict(s) for s in block.pop("subsets", [])]
-            ds.update(block)
-        else:
-            ds["datasets"] = [
-                {**dict(b), "subsets": [dict(s) for s in b.get("subsets", [])]} for b in blocks
-            ]
-    else:
-        for key in _DATASET_KEYS - {"resolution"}:
-            if key in flat:
-                ds[key] = flat[key]
-        ds["subsets"] = _subsets_from_dirs(
-            flat.get("train_data_dir"), flat.get("reg_data_dir"), problems
-        )
-    # sd-scripts falls back to the --config_file values for every subset (config_util.py:408-471)
-    for key in CaptionOptions.model_fields:
-        if key in flat:
-            ds.setdefault(key, flat[key])
-    ds.setdefault("caption_extension", ".caption")  # sd-scripts' own default
-    ds.setdefault("enable_bucket", bool(flat.get("enable_bucket", False)))
-    if "train_batch_size" in flat:
-        ds.setdefault("batch_size", flat["train_batch_size"])
-    if "resolution" in flat and "resolution" not in ds:
-        res = flat["resolution"]
-        if isinstance(res, str):
-            parts = [int(p) for p in res.split(",")]
-            ds["resolution"] = parts[0] if len(parts) == 1 else parts
-        else:
-            ds["resolution"] = res
-    return ds
-
-
-def _prompts(path: str, problems: list[Problem]) -> list[dict[str, Any]]:
-    p = Path(path)
-    if not p.is_file():
-        problems.append(
-            Problem(
-                "sample_prompts",
-                f"file not found: {path}; sampling not imported",
-                "add [[sampling.prompts]] to the job",
-                "warning",
-            )
-        )
-        return []
-    out = []
-    for line in p.read_text(encoding="utf-8").splitlines():
-        parsed = parse_prompt_line(line)
-        if parsed is None:
-            continue
-        prompt, notes = parsed
-        for note, is_error in notes:
-            problems.append(
-                Problem("sample_prompts", note, None, "error" if is_error else "warning")
-            )
-        out.append(prompt)
-    return out
-
-
 def _guess_family(flat: Mapping[str, Any]) -> str:
     """The family a kohya config was written for (when ``--family`` does not say).
 
@@ -394,11 +303,15 @@ def job_dict_from_kohya(
     *,
     family: str | None = None,
     arguments: Arguments | None = None,
+    local: LocalPaths | None = None,
+    origin: str = "the config",
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Map sd-scripts config dicts onto job data; returns the data and the problems found.
 
     ``arguments``: what the install that will run the job accepts (its argument manifest); keys
     it has go to ``[extra_args]``. Default: the built-in list of sd-scripts 48d368fa.
+    ``local``: paths that are not on this machine become placeholders, filled from what it
+    gives (:mod:`.import_paths`); without it a missing image folder is an error.
     """
     problems: list[Problem] = []
     flat = _flatten(config)
@@ -430,13 +343,15 @@ def job_dict_from_kohya(
         training["save_precision"] = "float"  # sd-scripts saves in the training dtype when unset
     data: dict[str, Any] = {
         "model": model,
-        "dataset": _dataset(flat, dataset_config, problems),
+        "dataset": _dataset(flat, dataset_config, problems, local),
         "network": _network(flat, problems),
         "optimizer": _optimizer(flat, problems),
         "scheduler": _scheduler(flat, problems),
         "training": training,
     }
+    _lengths(training, problems)
     sampling = {k: flat[k] for k in _SAMPLE_KEYS if k in flat}
+    _cadences(sampling, problems)
     if flat.get("sample_prompts"):
         sampling["prompts"] = _prompts(str(flat["sample_prompts"]), problems)
     if not sampling.get("prompts"):
@@ -496,7 +411,56 @@ def job_dict_from_kohya(
             )
     if extra:
         data["extra_args"] = extra
+    if local is not None:
+        data, notes = localize_paths(data, local, origin=origin)
+        problems.extend(notes)
     return data, problems
+
+
+def _lengths(training: dict[str, Any], problems: list[Problem]) -> None:
+    """``max_train_epochs = 0`` beside steps: what GUIs and notebooks write for "unset"."""
+    if training.get("max_train_epochs") == 0 and training.get("max_train_steps"):
+        training.pop("max_train_epochs")
+        problems.append(
+            Problem(
+                "max_train_epochs",
+                "0 epochs: sd-scripts reads it literally (it overrides max_train_steps with 0 "
+                f"steps, so nothing trains); kept max_train_steps = {training['max_train_steps']}, "
+                "which is what the file meant",
+                None,
+                "warning",
+                "import-fixed",
+            )
+        )
+
+
+def _cadences(sampling: dict[str, Any], problems: list[Problem]) -> None:
+    """Both sample cadences, or one of 0: what sd-scripts does with them, said and kept."""
+    for key in ("sample_every_n_epochs", "sample_every_n_steps"):
+        value = sampling.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+            sampling.pop(key)
+            problems.append(
+                Problem(
+                    key,
+                    f"{key} = {value}: sd-scripts turns it off; not imported",
+                    None,
+                    "warning",
+                    "import-dropped",
+                )
+            )
+    if "sample_every_n_epochs" in sampling and "sample_every_n_steps" in sampling:
+        steps = sampling.pop("sample_every_n_steps")
+        problems.append(
+            Problem(
+                "sample_every_n_steps",
+                f"both cadences set: sd-scripts samples every {sampling['sample_every_n_epochs']} "
+                f"epoch(s) and ignores sample_every_n_steps = {steps}; kept the epochs one",
+                None,
+                "warning",
+                "import-fixed",
+            )
+        )
 
 
 def import_kohya_config(
@@ -505,8 +469,13 @@ def import_kohya_config(
     *,
     family: str | None = None,
     arguments: Arguments | None = None,
+    local: LocalPaths | None = None,
 ) -> ImportResult:
-    """Read kohya TOML files into a validated job (ConfigError when it cannot be one)."""
+    """Read kohya TOML files into a validated job (ConfigError when it cannot be one).
+
+    ``local``: fill or mark paths that are not on this machine (:mod:`.import_paths`); the
+    CLI always passes it. Without it (the API's default) a missing image folder is an error.
+    """
     config = read_toml(config_path, what="kohya config")
     flat = _flatten(config)
     if dataset_path is None and flat.get("dataset_config"):
@@ -514,7 +483,14 @@ def import_kohya_config(
         if candidate.is_file():
             dataset_path = candidate
     dataset_cfg = read_toml(dataset_path, what="dataset config") if dataset_path else None
-    data, problems = job_dict_from_kohya(config, dataset_cfg, family=family, arguments=arguments)
+    data, problems = job_dict_from_kohya(
+        config,
+        dataset_cfg,
+        family=family,
+        arguments=arguments,
+        local=local,
+        origin=config_path.name,
+    )
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ConfigError(errors, source=str(config_path))

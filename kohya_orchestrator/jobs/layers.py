@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from ..errors import ConfigError, Problem
-from ..models.model import PATH_FIELDS, is_placeholder, looks_like_hub_id
+from ..models.model import PATH_FIELDS, is_placeholder_path, looks_like_hub_id
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -140,7 +140,7 @@ _PATH_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def _is_relative(value: str) -> bool:
-    if not value or value.startswith(("~", "$")) or is_placeholder(value):
+    if not value or value.startswith(("~", "$")) or is_placeholder_path(value):
         return False
     return not (PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute())
 

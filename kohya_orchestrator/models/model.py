@@ -438,3 +438,15 @@ def looks_like_hub_id(value: str) -> bool:
 def is_placeholder(value: str) -> bool:
     """True for a preset's stand-in for a file the user must give: ``<flux1-dev.safetensors>``."""
     return len(value) > 2 and value.startswith("<") and value.endswith(">")
+
+
+DATA_PLACEHOLDER = "<data>"
+"""Where an imported config's images were: ``<data>/20_style`` keeps the repeat folder's name."""
+OUTPUT_PLACEHOLDER = "<output>"
+"""An imported config's output folder that cannot be made on this machine."""
+_PLACEHOLDER_PATH = re.compile(r"^<[^<>/\\]+>(?:[/\\].*)?$")
+
+
+def is_placeholder_path(value: str) -> bool:
+    """True for a placeholder, or a path under one (``<data>/20_style``): a path still to give."""
+    return bool(_PLACEHOLDER_PATH.match(value))

@@ -45,6 +45,7 @@ __all__ = [
     "LoKrNetwork",
     "LoraNetwork",
     "Network",
+    "NETWORK_MODELS",
     "ALGOS",
     "LYCORIS_ONLY",
     "LYCORIS_BUILTIN_PRESETS",
@@ -425,3 +426,16 @@ Network = Annotated[
     ),
 ]
 """A network section; ``algo`` picks the member (``lora`` when left out)."""
+
+NETWORK_MODELS: dict[str, type[_NetworkCommon]] = {
+    "lora": LoraNetwork,
+    "locon": LoConNetwork,
+    "loha": LoHaNetwork,
+    "lokr": LoKrNetwork,
+    "ia3": IA3Network,
+    "dylora": DyLoraNetwork,
+    "full": FullNetwork,
+    "diag-oft": DiagOftNetwork,
+    "boft": BoftNetwork,
+}
+"""``algo`` -> its section's model (the keys each network module reads)."""

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     install, arguments = install_arguments(args.sd_scripts, search=False)
     job = load_job_from_args(args, arguments)
     found = [] if args.no_paths else check_paths(job, placeholders="warning") + check_outputs(job)
-    if not args.no_paths and not any(p.severity == "error" for p in found):
+    to_fill = [p for p in found if p.code == "placeholder"]
+    if not args.no_paths and not to_fill and not any(p.severity == "error" for p in found):
         # what `plan` finds in the image folders: none to train on, unreadable files
         found += plan_job(job, source=args.job).warnings
     problems: list[Problem] = [p for p in found if p.severity == "error"]
@@ -71,5 +72,11 @@ def run(args: argparse.Namespace) -> int:
     require_no_problems(problems, args.job)
     if warnings:
         print_problems(warnings)
-    ok(f"{args.job}: job is valid ({job.network.algo}, {job.optimizer.type}, {job.model.family})")
+    said = (
+        f"{args.job}: job is valid ({job.network.algo}, {job.optimizer.type}, {job.model.family})"
+    )
+    if to_fill:
+        n = len(to_fill)
+        said += f"; {n} placeholder{'s' if n != 1 else ''} to fill in before it trains (above)"
+    ok(said)
     return 0

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from ...errors import Problem
 from ..dataset import DreamBoothSubset, FineTuningSubset, parse_repeats_folder
 from ..family import profile
+from ..model import DATA_PLACEHOLDER
 from .base import JobView, blocks
 
 __all__ = ["check_buckets", "check_dataset_shape", "warn_dataset"]
@@ -82,6 +83,8 @@ def check_dataset_shape(job: JobView) -> Iterator[Problem]:
     for prefix, default_repeats, subsets in with_defaults:
         for i, s in enumerate(subsets):
             if not isinstance(s, DreamBoothSubset) or s.num_repeats is not None:
+                continue
+            if s.image_dir == DATA_PLACEHOLDER:  # an import's folder of repeat folders, to give
                 continue
             where = f"{prefix}.subsets[{i}]"
             if s.effective_repeats is None and default_repeats is None:
