@@ -8,7 +8,10 @@ the output folder, ``<file.safetensors>`` for a model or component file. ``valid
 each one; ``train`` refuses until it is filled. ``--data DIR``, ``--model PATH`` and
 ``--output DIR`` fill them at import time: an image folder becomes ``DIR/<its folder name>``.
 
-Pure but for ``exists`` (a callable, :meth:`pathlib.Path.exists` by default).
+Pure but for ``exists`` (a callable, :meth:`pathlib.Path.exists` by default) and, for ``--data``,
+listing that folder's names: a dataset config's subset with its own ``num_repeats`` (a Colab
+notebook's ``.../dataset``) takes ``--data`` as its image folder when no folder of its name is in
+it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem
+from ..models.dataset import parse_repeats_folder
 from ..models.model import (
     DATA_PLACEHOLDER,
     OUTPUT_PLACEHOLDER,
@@ -52,6 +56,17 @@ def foreign_basename(path: str) -> str:
     if "\\" in trimmed and not Path(trimmed).exists():
         return ntpath.basename(trimmed) or trimmed
     return posixpath.basename(trimmed) or trimmed
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def _holds_images(folder: Path) -> bool:
+    """True when ``folder`` has image files directly in it (reads the folder's names only)."""
+    try:
+        return any(p.suffix.lower() in _IMAGE_SUFFIXES for p in folder.iterdir())
+    except OSError:
+        return False
 
 
 def _usable_output(path: str, exists: Callable[[Path], bool]) -> bool:
@@ -230,6 +245,10 @@ def _subset(
         name = value[len(prefix) :] if value.startswith(prefix) else foreign_basename(value)
         if local.data is not None:
             here = local.data if local.data.name == name else local.data / name
+            if not exists(here) and key == "image_dir" and _holds_images(local.data):
+                explicit = subset.get("num_repeats") is not None
+                if explicit or parse_repeats_folder(local.data.name) is not None:
+                    here = local.data  # --data is this subset's image folder itself
             subset[key] = str(here)
             if not exists(here):
                 notes.append(
