@@ -503,8 +503,8 @@ class GuiMapper(GuiReader):
                 f"{prefix}_cache_text_encoder_outputs_to_disk",
             }
         for key in self.gui:
-            if key in mapped:
-                continue
+            if key in mapped or self.gui[key] in (None, "", False, []):
+                continue  # an empty or unticked field asks for nothing (a newer GUI's form)
             close = difflib.get_close_matches(key, sorted(mapped), n=1)
             self.warn(
                 key,

@@ -36,8 +36,8 @@ class ImportReport:
     notes: list[Problem] = field(default_factory=list)
     """The rest worth knowing (a path given with ``--data`` that is not there yet, ...)."""
 
-    def lines(self, source: str, target: str | None) -> list[str]:
-        """The report as plain lines (the CLI styles them)."""
+    def lines(self, source: str, target: str | None, *, next_steps: bool = True) -> list[str]:
+        """The report as plain lines; ``next_steps``: end with the commands to run next."""
         total = sum(self.mapped.values())
         where = ", ".join(f"{k} {v}" for k, v in self.mapped.items() if v)
         out = [f"imported {source}: {total} settings mapped ({where})"]
@@ -54,6 +54,8 @@ class ImportReport:
                     if p.hint and items is self.to_fill:
                         out.append(f"      {p.hint}")
         job = target or "job.toml"
+        if not next_steps:
+            return out
         if self.to_fill:
             out.append(f"next: fill those in, then python -m kohya_orchestrator validate {job}")
         else:

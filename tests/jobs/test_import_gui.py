@@ -349,7 +349,11 @@ def test_cli_writes_a_preset_that_runs(
     out = tmp_path / "my_lokr.toml"
     assert main(["import-preset", str(gui), "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "notes on" in captured.err and "decompose_both" in captured.err
+    assert (
+        "settings mapped" in captured.err
+        and "fixed (" in captured.err
+        and "decompose_both" in captured.err
+    )
     assert f"preset {out} --data DIR" in captured.out
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# my_lokr: imported from the kohya_ss GUI file my_lokr.json")

@@ -43,18 +43,19 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ...jobs.import_gui import import_gui_preset
+    from ...jobs.import_report import build_import_report
     from ...jobs.output_file import write_new_file
-    from ...ui.messages import hint, ok, print_problems
+    from ...ui.messages import console, hint, ok
     from .._common import install_arguments
 
     _, arguments = install_arguments(args.sd_scripts, search=False)
     result = import_gui_preset(Path(args.file), arguments)
     out = Path(args.out) if args.out else None
     text = result.to_toml(str(out) if out else None)
-    if result.problems:
-        n = len(result.problems)
-        sys.stderr.write(f"{n} note{'s' if n != 1 else ''} on {args.file}:\n")
-        print_problems(result.problems)
+    report = build_import_report(result.data, result.problems, result.job)
+    err = console(sys.stderr)
+    for line in report.lines(args.file, args.out, next_steps=False):
+        err.print(line, markup=False, highlight=False)
     if out is None:
         sys.stdout.write(text)
         return 0
