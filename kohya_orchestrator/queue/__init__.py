@@ -1,4 +1,4 @@
-"""A persistent training queue, sweeps and SLURM export (issue #8).
+"""A persistent training queue, sweeps, SLURM and SkyPilot (issues #8, #19).
 
 - :class:`JobQueue` (``store.py``, records in ``records.py``): the queue folder (SQLite + frozen
   job copies) and atomic claims; ``locks.py`` tells live runners from dead ones and
@@ -7,7 +7,10 @@
   failures, with lighter-plan retries after CUDA out of memory.
 - :func:`expand_sweep` / :func:`queue_sweep` / :func:`compare_sweep` (``sweep.py``): a job file
   times ``--grid`` values, validated before anything is queued.
-- :func:`render_slurm_script` (``slurm.py``): the queue as an ``sbatch`` job array.
+- :func:`render_slurm_script` (``slurm.py``): the queue as an ``sbatch`` job array;
+  ``slurm_tasks.py`` submits it, runs one array task on its node and reports back into the queue.
+- ``sky.py`` / ``sky_queue.py``: a job as a SkyPilot task (cloud GPUs) and its events streamed back
+  into a local run directory; ``queue run --on sky``.
 
 Example::
 

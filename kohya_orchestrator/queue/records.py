@@ -31,7 +31,8 @@ class JobStatus(str, Enum):
     INTERRUPTED = "interrupted"
     """Its runner died mid-run; it waits for ``retry`` (rerun) or ``retry --resume``."""
     EXPORTED = "exported"
-    """Handed to a SLURM array script; a local ``queue run`` leaves it alone."""
+    """Handed to a SLURM array script (or submitted: its array task takes it); a local
+    ``queue run`` leaves it alone."""
 
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)

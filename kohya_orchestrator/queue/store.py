@@ -427,9 +427,11 @@ class JobQueue:
         *,
         ids: Collection[int] | None = None,
         sweep: str | None = None,
+        exported: bool = False,
     ) -> QueueJob | None:
-        """Atomically take the first queued job (lowest id), or None when there is none."""
-        query = "SELECT id FROM jobs WHERE status = 'queued'"
+        """Atomically take the first queued (``exported``: or exported) job, or None."""
+        statuses = "('queued', 'exported')" if exported else "('queued')"
+        query = f"SELECT id FROM jobs WHERE status IN {statuses}"
         params: list[Any] = []
         if sweep is not None:
             query += " AND sweep = ?"

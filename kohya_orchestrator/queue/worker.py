@@ -97,6 +97,7 @@ class QueueRunner:
         ids: Collection[int] | None = None,
         sweep: str | None = None,
         follow: bool = False,
+        exported: bool = False,
         poll_s: float = 1.0,
         notify: Callable[[QueueNotice], None] | None = None,
         sinks: Callable[[QueueJob], Sequence[EventSink]] | None = None,
@@ -119,6 +120,7 @@ class QueueRunner:
             ids: Only these jobs.
             sweep: Only the jobs of this sweep.
             follow: Keep waiting for new jobs instead of returning when none is left.
+            exported: Take exported jobs too (a SLURM array task running its own job).
             poll_s: Seconds between heartbeats and cancel checks.
             notify: Called with each notice (from worker threads).
             sinks: Event sinks for a job's runs.
@@ -146,6 +148,7 @@ class QueueRunner:
         self.ids = None if ids is None else frozenset(ids)
         self.sweep = sweep
         self.follow = follow
+        self.exported = exported
         self.poll_s = poll_s
         self._notify = notify
         self._sinks = sinks
@@ -178,9 +181,8 @@ class QueueRunner:
                         f"interrupted earlier, not rerun by itself: 'queue retry {job.id}' "
                         f"reruns it, 'queue retry {job.id} --resume' resumes it",
                     )
-            waiting = [
-                j for j in self.queue.jobs() if j.status == JobStatus.QUEUED and self._wanted(j)
-            ]
+            takes = (JobStatus.QUEUED, JobStatus.EXPORTED) if self.exported else (JobStatus.QUEUED,)
+            waiting = [j for j in self.queue.jobs() if j.status in takes and self._wanted(j)]
             if not waiting and not self.follow:
                 return []
             install = self.install or require_install(self.sd_scripts)
@@ -258,7 +260,9 @@ class QueueRunner:
     ) -> None:
         try:
             while not self._stop.is_set():
-                job = self.queue.claim(lock, gpu, ids=self.ids, sweep=self.sweep)
+                job = self.queue.claim(
+                    lock, gpu, ids=self.ids, sweep=self.sweep, exported=self.exported
+                )
                 if job is None:
                     if not self.follow:
                         return

@@ -122,7 +122,7 @@ def test_bad_values_are_all_reported(tmp_path: Path) -> None:
             log_dir=tmp_path / "with space",
             partition="gpu; rm -rf /",
             time="4 hours",
-            gpus_per_task=0,
+            gpus_per_task=-1,
             env={"BAD-NAME": "1"},
         )
     paths = [p.path for p in info.value.problems]

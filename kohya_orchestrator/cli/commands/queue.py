@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from .._common import RAW, add_set_option
+from ._cluster import add_sky_queue_options
+from ._queue_slurm import add_slurm_parsers, export_slurm, slurm_task
 
 TYPE_CHECKING = False
 
@@ -114,7 +116,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "Ctrl-C stops the trainings and marks them interrupted (exit 130). Exit 0 when every job "
         "this run took succeeded.",
         epilog="examples:\n  python -m kohya_orchestrator queue run\n"
-        "  python -m kohya_orchestrator queue run --gpus 0,1 --oom-retries 3\n\n"
+        "  python -m kohya_orchestrator queue run --gpus 0,1 --oom-retries 3\n"
+        "  python -m kohya_orchestrator queue run --on sky --gpus A100:1   # SkyPilot\n\n"
         "next: python -m kohya_orchestrator queue list",
         formatter_class=RAW,
     )
@@ -124,11 +127,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run.add_argument(
         "--follow", action="store_true", help="keep waiting for new jobs (stop with Ctrl-C)"
     )
+    add_sky_queue_options(run)
 
     cancel = actions.add_parser(
         "cancel",
         help="cancel waiting jobs or stop running ones",
-        description="A waiting job is canceled; a running one is stopped by its runner.",
+        description="A waiting job is canceled; a running one is stopped by its runner. A job "
+        "submitted to SLURM is also scancelled (its array task records it canceled).",
         epilog="example:\n  python -m kohya_orchestrator queue cancel 4 5",
         formatter_class=RAW,
     )
@@ -149,45 +154,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     retry.add_argument("--resume", action="store_true", help="resume from the saved state")
     add_queue_option(retry)
 
-    slurm = actions.add_parser(
-        "export-slurm",
-        help="write the queued jobs as a SLURM job-array script",
-        description="Write an sbatch-ready script with one array task per queued job; each task "
-        "runs 'python -m kohya_orchestrator train <job file>' on its node. The queue folder, "
-        "data, models and outputs must be on a filesystem every node sees. The exported jobs are "
-        "marked 'exported' so a local 'queue run' does not train them too (--keep-queued: "
-        "leave them queued). One training on several GPUs: --gpus-per-task 2 (accelerate, like "
-        "'train --gpus 0,1').",
-        epilog="examples:\n"
-        "  python -m kohya_orchestrator queue export-slurm --partition gpu --time 04:00:00\n"
-        "  python -m kohya_orchestrator queue export-slurm --sweep dims --out sweep.sbatch "
-        "--max-parallel 4\n\nnext: sbatch FILE",
-        formatter_class=RAW,
-    )
-    add_queue_option(slurm)
-    slurm.add_argument("--out", metavar="FILE", help="script path (default <queue>/slurm/...)")
-    slurm.add_argument("--partition", metavar="P", help="SLURM partition")
-    slurm.add_argument("--gpus-per-task", type=int, default=1, metavar="N", help="GPUs per job")
-    slurm.add_argument("--time", metavar="HH:MM:SS", help="time limit per job")
-    slurm.add_argument("--cpus-per-task", type=int, metavar="N", help="CPUs per job")
-    slurm.add_argument("--mem", metavar="SIZE", help="memory per job, e.g. 32G")
-    slurm.add_argument("--max-parallel", type=int, metavar="N", help="at most N jobs at once")
-    slurm.add_argument("--job-name", default="kohya-queue", help="SLURM job name")
-    slurm.add_argument("--sweep", metavar="NAME", help="only this sweep's jobs")
-    slurm.add_argument("--sd-scripts", metavar="PATH", help="sd-scripts install on the nodes")
-    slurm.add_argument("--python", metavar="PATH", help="Python with kohya_orchestrator (this one)")
-    slurm.add_argument("--runs", metavar="DIR", help="run folders (default <queue>/runs)")
-    slurm.add_argument("--log-dir", metavar="DIR", help="SLURM logs (default <queue>/slurm/logs)")
-    slurm.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="export a variable in every task, e.g. HF_HOME=/shared/hf (repeatable)",
-    )
-    slurm.add_argument(
-        "--keep-queued", action="store_true", help="do not mark the jobs as exported"
-    )
+    add_slurm_parsers(actions, add_queue_option)
     parser.set_defaults(func=run_command)
 
 
@@ -209,6 +176,7 @@ def run_command(args: argparse.Namespace) -> int:
         "cancel": _cancel,
         "retry": _retry,
         "export-slurm": _export_slurm,
+        "slurm-task": _slurm_task,
     }[args.action]
     return action(args)
 
@@ -276,9 +244,11 @@ def _list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ...queue import JobStatus
+    from ...queue.slurm_tasks import reconcile_slurm
     from ...ui.messages import console, hint
 
     queue = open_queue(args)
+    reconcile_slurm(queue)  # submitted jobs SLURM dropped before they started: canceled
     jobs = queue.jobs(sweep=args.sweep)
     gone = {j.id for j in jobs if j.status == JobStatus.RUNNING and not queue.runner_alive(j)}
     if args.json:
@@ -323,11 +293,11 @@ def _list(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     from ...queue import JobStatus
+    from ...queue.slurm_tasks import cancel_jobs
     from ...ui.messages import ok
 
     queue = open_queue(args)
-    for job_id in args.ids:
-        job = queue.cancel(job_id)
+    for job in cancel_jobs(queue, args.ids):  # scancels the jobs submitted to SLURM
         if job.status == JobStatus.RUNNING:
             ok(f"asked the runner to stop job {job.id} ({job.name})")
         else:
@@ -466,76 +436,17 @@ def _warn_shared_gpus(queue: JobQueue, gpus: tuple[str | None, ...]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.on == "sky":
+        from ._cluster import queue_run_on_sky
+
+        return queue_run_on_sky(args, open_queue(args))
     rc, _ = run_jobs(args, queue=open_queue(args), sweep=args.sweep, follow=args.follow)
     return rc
 
 
 def _export_slurm(args: argparse.Namespace) -> int:
-    import sys
-    from datetime import datetime
-    from pathlib import Path
+    return export_slurm(args, open_queue(args))
 
-    from ...environment.discovery import find_install
-    from ...errors import ConfigError, Problem
-    from ...launch.rundir import RunDir
-    from ...queue import JobStatus, render_slurm_script
-    from ...ui.messages import hint, ok
 
-    queue = open_queue(args)
-    jobs = [j for j in queue.jobs(sweep=args.sweep) if j.status == JobStatus.QUEUED]
-    if not jobs:
-        raise ConfigError(
-            [Problem("queue", "no queued jobs to export", "queue add JOB.toml (or sweep ...)")],
-            source=str(queue.path),
-        )
-    env: dict[str, str] = {}
-    install = find_install(Path(args.sd_scripts) if args.sd_scripts else None)
-    if install is not None:
-        env["KOHYA_SD_SCRIPTS"] = str(install.sd_scripts_dir)
-        env["KOHYA_PYTHON"] = str(install.python)
-    elif args.sd_scripts:
-        env["KOHYA_SD_SCRIPTS"] = str(Path(args.sd_scripts).expanduser().resolve())
-    for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError([Problem(f"--env {item}", "expected KEY=VALUE", None)])
-        env[key.strip()] = value
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    slurm_dir = queue.path / "slurm"
-    log_dir = Path(args.log_dir).expanduser().resolve() if args.log_dir else slurm_dir / "logs"
-    runs = Path(args.runs).expanduser().resolve() if args.runs else queue.path / "runs"
-    out = (
-        Path(args.out).expanduser().resolve()
-        if args.out
-        else slurm_dir / f"{args.sweep or 'queue'}-{stamp}.sbatch"
-    )
-    text = render_slurm_script(
-        [j.job_file for j in jobs],
-        python=Path(args.python) if args.python else Path(sys.executable),
-        runs=runs,
-        log_dir=log_dir,
-        job_name=args.job_name,
-        partition=args.partition,
-        gpus_per_task=args.gpus_per_task,
-        time=args.time,
-        cpus_per_task=args.cpus_per_task,
-        mem=args.mem,
-        max_parallel=args.max_parallel,
-        env=env,
-        comment=[
-            f"Queue {queue.path}, jobs {', '.join(str(j.id) for j in jobs)}.",
-            f"Submit: sbatch {out}",
-        ],
-    )
-    log_dir.mkdir(parents=True, exist_ok=True)  # sbatch does not create it
-    runs.mkdir(parents=True, exist_ok=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    RunDir(out.parent).write_text(out.name, text)
-    out.chmod(0o755)
-    if not args.keep_queued:
-        queue.mark_exported([j.id for j in jobs], f"exported to {out}")
-    ok(f"wrote {out}: {len(jobs)} array task{'s' if len(jobs) != 1 else ''}")
-    if install is None and "KOHYA_SD_SCRIPTS" not in env:
-        hint("no sd-scripts install found here: the nodes find theirs (--sd-scripts PATH sets it)")
-    hint(f"next: sbatch {out}")
-    return 0
+def _slurm_task(args: argparse.Namespace) -> int:
+    return slurm_task(args, open_queue(args))

@@ -1,0 +1,152 @@
+"""Options of ``train`` beyond one machine: several machines (accelerate), or a cloud GPU through
+SkyPilot (``--on sky``)."""
+
+from __future__ import annotations
+
+import argparse
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ...models import TrainingJob
+    from ...queue import JobQueue
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """``--machines`` and its rank/address/port; ``--on sky`` and its cloud options."""
+    group = parser.add_argument_group(
+        "several machines (accelerate; under SLURM the rank and the main address come from "
+        "SLURM_NODEID and the first node of SLURM_JOB_NODELIST)"
+    )
+    group.add_argument("--machines", type=int, default=1, metavar="N", help="machines (1)")
+    group.add_argument("--machine-rank", type=int, metavar="R", help="this machine's rank")
+    group.add_argument("--main-process-ip", metavar="IP", help="address of the rank-0 machine")
+    group.add_argument("--main-process-port", type=int, metavar="PORT", help="its port (29500)")
+    sky = parser.add_argument_group(
+        "cloud GPUs (--on sky: SkyPilot, the 'cloud' extra; --gpus is then e.g. A100:1)"
+    )
+    sky.add_argument(
+        "--on",
+        choices=("local", "sky"),
+        default="local",
+        help="where to train: here (default) or on a cloud GPU through SkyPilot",
+    )
+    sky.add_argument("--cloud", metavar="NAME", help="SkyPilot cloud (runpod, lambda, aws, ...)")
+    sky.add_argument(
+        "--spot", action="store_true", help="a managed spot job (restarted after preemption)"
+    )
+    sky.add_argument(
+        "--task-out",
+        metavar="FILE",
+        help="write the SkyPilot task (YAML) and stop: sky launch FILE",
+    )
+    sky.add_argument(
+        "--product",
+        metavar="SPEC",
+        help="what the remote pip-installs kohya_orchestrator from (default: this version from "
+        "PyPI; a local wheel or source folder path is mounted)",
+    )
+
+
+def machine_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``LaunchOptions`` fields the machine options set."""
+    out: dict[str, Any] = {"num_machines": args.machines}
+    for key in ("machine_rank", "main_process_ip", "main_process_port"):
+        if getattr(args, key) is not None:
+            out[key] = getattr(args, key)
+    return out
+
+
+def train_on_sky(args: argparse.Namespace, job: TrainingJob) -> int:
+    """``train --on sky``: the SkyPilot task of the job; launched, or written with --task-out."""
+    import sys
+    from pathlib import Path
+
+    from ...installer import PINNED_COMMIT
+    from ...launch.rundir import RunDir
+    from ...queue.sky import (
+        build_sky_task,
+        launch_on_sky,
+        receive_events,
+        require_skypilot,
+        start_local_run,
+        task_yaml,
+    )
+    from ...run import absolute_job
+    from ...ui.messages import fail, hint, ok
+    from ...ui.progress import RichProgressSink
+
+    task = build_sky_task(
+        absolute_job(job, Path.cwd()),
+        gpus=args.gpus or "A100:1",
+        cloud=args.cloud,
+        use_spot=args.spot,
+        product=args.product,
+        sd_scripts_ref=PINNED_COMMIT,
+    )
+    if args.task_out:
+        out = Path(args.task_out)
+        RunDir(out.parent.resolve()).write_text(out.name, task_yaml(task))
+        ok(f"wrote the SkyPilot task {out}")
+        hint(f"next: sky launch {out}   (or sky jobs launch {out} for a managed spot job)")
+        return 0
+    require_skypilot()  # before a run directory is made
+    run_dir = start_local_run(job, task, Path(args.runs))
+    hint(f"run directory: {run_dir.path}", file=sys.stderr)
+    finished = receive_events(launch_on_sky(task, managed=args.spot), run_dir, [RichProgressSink()])
+    if finished.status.value == "succeeded":
+        ok(f"trained on SkyPilot: {task['name']}; outputs are in ~/kohya-job/output on the remote")
+        return 0
+    fail(f"training {finished.status.value}: {finished.reason}")
+    hint(f"full log: {run_dir.path / 'console.log'}", file=sys.stderr)
+    return 1
+
+
+def add_sky_queue_options(parser: argparse.ArgumentParser) -> None:
+    """``queue run --on sky`` and its cloud options."""
+    group = parser.add_argument_group(
+        "cloud GPUs (--on sky: each job a SkyPilot task, one after another; --gpus is then "
+        "e.g. A100:1)"
+    )
+    group.add_argument("--on", choices=("local", "sky"), default="local", help="where to train")
+    group.add_argument("--cloud", metavar="NAME", help="SkyPilot cloud (runpod, lambda, aws, ...)")
+    group.add_argument("--spot", action="store_true", help="managed spot jobs")
+    group.add_argument("--product", metavar="SPEC", help="what the remote installs us from")
+
+
+def queue_run_on_sky(args: argparse.Namespace, queue: JobQueue) -> int:
+    """``queue run --on sky``: every queued job through SkyPilot, one after another."""
+    from pathlib import Path
+
+    from ...installer import PINNED_COMMIT
+    from ...queue import JobStatus, QueueJob
+    from ...queue.sky import require_skypilot
+    from ...queue.sky_queue import run_queue_on_sky
+    from ...ui.messages import fail, hint, ok
+
+    require_skypilot()
+
+    def notify(job: QueueJob, message: str) -> None:
+        hint(f"job {job.id} ({job.name}): {message}")
+
+    done = run_queue_on_sky(
+        queue,
+        gpus=args.gpus or "A100:1",
+        cloud=args.cloud,
+        use_spot=args.spot,
+        product=args.product,
+        sd_scripts_ref=PINNED_COMMIT,
+        runs=Path(args.runs) if args.runs else None,
+        sweep=args.sweep,
+        notify=notify,
+    )
+    others = [j for j in done if j.status != JobStatus.SUCCEEDED]
+    if not done:
+        ok("nothing to run: no queued jobs")
+    elif not others:
+        ok(f"all {len(done)} job{'s' if len(done) != 1 else ''} succeeded on SkyPilot")
+    else:
+        fail(", ".join(f"job {j.id} {j.status.value}: {j.reason}" for j in others))
+    return 0 if not others else 1
