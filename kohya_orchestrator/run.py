@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._version import __version__
+from .datasets.plan_event import predicted_plan
 from .environment.discovery import Install, require_install
 from .environment.lycoris import check_before_launch
 from .environment.manifest import arguments_of
@@ -42,11 +43,9 @@ from .events import (
     RunFinished,
     RunStarted,
     RunStatus,
-    SampleImageSaved,
     StepProgress,
     SummaryFold,
     TrainingPlan,
-    parse_sample_filename,
 )
 from .events import ResourceSample as ResourceSampleEvent
 from .events import read_events as read_events  # its old home: callers import it from here
@@ -59,6 +58,8 @@ from .launch.process import ProcessHandle, spawn
 from .launch.rundir import RunDir, redact_env, write_error_reason
 from .models import TrainingJob
 from .outputs.lora_header import check_run_outputs
+from .outputs.pagesink import RunPageSink
+from .outputs.watch import RunWatch
 from .render.command import LaunchOptions, build_launch_spec
 from .render.files import CONFIG_NAME, DATASET_NAME, PROMPTS_NAME, render_into, shipped_preset_file
 from .sinks import EventSink, SinkError
@@ -116,7 +117,6 @@ def absolute_job(job: TrainingJob, base: Path) -> TrainingJob:
 class _State:
     """What the runner keeps besides the events' summary (``Run._fold``)."""
 
-    samples_seen: set[str] = field(default_factory=set)
     stop_reason: str | None = None
     user_canceled: bool = False
     sink_errors: list[str] = field(default_factory=list)
@@ -143,7 +143,8 @@ class Run:
         self.job = job
         self.run_dir = run_dir
         self.watchdogs = watchdogs
-        self._sinks = list(sinks)
+        self._sinks = [*sinks, RunPageSink(run_dir.path)]  # index.html in every run directory
+        self._watch = RunWatch(job)  # new samples and their sanity, the plan vs the banner
         self._lock = threading.RLock()
         self._seq = 0
         self._t0 = time.monotonic()
@@ -230,25 +231,7 @@ class Run:
         text = self._decoder.decode(chunk)
         if text:
             events = self._parser.feed(text, t=self._now())
-            if self._fold.sampling_started and events:
-                events = [*events, *self._scan_samples()]
-            self._emit(events)
-
-    def _scan_samples(self) -> list[Event]:
-        folder = Path(self.job.training.output_dir) / "sample"
-        if not folder.is_dir():
-            return []
-        found: list[Event] = []
-        prefix = f"{self.job.training.output_name}_"
-        for path in sorted(folder.glob("*.png")):
-            if path.name in self._state.samples_seen or not path.name.startswith(prefix):
-                continue
-            self._state.samples_seen.add(path.name)
-            epoch, step, index = parse_sample_filename(path.name)
-            found.append(
-                SampleImageSaved(seq=0, path=str(path), epoch=epoch, step=step, prompt_index=index)
-            )
-        return found
+            self._emit(self._watch.merge(events))
 
     def _on_sample(self, sample: dict[str, Any]) -> None:
         self._emit(
@@ -297,8 +280,7 @@ class Run:
             tail = self._decoder.decode(b"", final=True)
             events = self._parser.feed(tail, t=self._now()) if tail else []
             events += self._parser.close()
-            events += self._scan_samples()
-            self._emit(events)
+            self._emit(self._watch.merge(events, final=True))
             with self._lock:
                 stopper = self._stopper
             if stopper is not None:
@@ -484,7 +466,7 @@ def _write_run_files(
     preset_file = shipped_preset_file(job)  # LyCORIS reads presets from a path: copy it here
     if preset_file is not None:
         run_dir.write_text(*preset_file)
-    files = render_into(job, run_dir.path)
+    files = render_into(job, run_dir.path, trainer_cwd=True)  # no user path in ss_network_args
     run_dir.write_text("job.json", job.model_dump_json(indent=2) + "\n")
     run_dir.write_text(CONFIG_NAME, files.config_toml)
     run_dir.write_text(DATASET_NAME, files.dataset_toml)
@@ -492,10 +474,11 @@ def _write_run_files(
         run_dir.write_text(PROMPTS_NAME, files.sample_prompts)
     spec = build_launch_spec(
         job,
-        python=install.python,
-        sd_scripts_dir=install.sd_scripts_dir,
+        python=Path.cwd() / install.python,  # absolute: the child starts in the run directory
+        sd_scripts_dir=Path.cwd() / install.sd_scripts_dir,
         config_file=run_dir.path.resolve() / CONFIG_NAME,
         options=options,
+        cwd=run_dir.path.resolve(),
     )
     run_dir.write_json(
         "command.json",
@@ -563,6 +546,9 @@ def start(
             run_dir.write_text("environment.json", environment.model_dump_json(indent=2) + "\n")
         run_dir.set_status(RunStatus.STARTING.value)
         run._emit([RunStarted(seq=0, run_id=run.run_id, argv=list(spec.argv), cwd=str(spec.cwd))])
+        opts = launch or LaunchOptions()  # the banner counts batches per process, all machines
+        n = opts.num_processes * opts.num_machines
+        run._emit(run._watch.expect(predicted_plan(job, num_processes=n)))
     except OSError as exc:
         run._write_failed(exc)
     except Exception as exc:  # a bug: the run still ends, it never stays pending

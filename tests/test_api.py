@@ -300,9 +300,10 @@ def test_a_trainer_that_cannot_start_raises_and_closes_the_run(
         )
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert (run_dir / "status").read_text().strip() == "failed"
-    assert [e.kind for e in seen] == ["run_started", "run_finished"]
+    kinds = ["run_started", "plan_predicted", "run_finished"]  # the plan is predicted first
+    assert [e.kind for e in seen] == kinds
     assert seen[-1].reason == "the trainer could not be started"  # type: ignore[union-attr]
-    assert [e.kind for e in read_events(run_dir)] == ["run_started", "run_finished"]
+    assert [e.kind for e in read_events(run_dir)] == kinds
 
 
 def test_events_refuses_a_run_started_not_iterable(

@@ -148,6 +148,26 @@ EXPECTED_FAILURES: dict[str, tuple[int, str]] = {
     f"{PY} import-preset my_loha.json --out my_loha.toml": (2, "needs your kohya_ss GUI preset"),
     f"{PY} import-preset saved_config.json": (2, "needs your kohya_ss GUI saved config"),
     f"{PY} import-config config_lora.toml --family sdxl": (2, "needs your kohya_ss GUI config"),
+    f"{PY} import-config training_config.toml --out job.toml": (2, "needs your training config"),
+    f"{PY} import-config training_config.toml --data img "
+    "--model ~/models/v1-5-pruned-emaonly.safetensors --output out --out job.toml": (
+        2,
+        "needs your training config",
+    ),
+    f"{PY} import-config training_config.toml --data img "
+    "--model ~/models/v1-5.safetensors --output out --out job.toml": (
+        2,
+        "needs your training config",
+    ),
+    f"{PY} runs pick latest --epoch 4 --to ~/loras/oilpaint-e4": (2, NEEDS_RUN),
+    f"{PY} runs pick latest --epoch 4 --author me --license CreativeML-OpenRAIL-M "
+    "--tags 'style,oil painting'": (2, NEEDS_RUN),
+    f'{PY} runs pick latest --epoch 4 --author "Zeng Xin" --license CreativeML-OpenRAIL-M '
+    '--tags "style, oil painting"': (2, NEEDS_RUN),
+    f"{PY} lora inspect out/oilpaint/published/oilpaint-000004/oilpaint-000004.safetensors": (
+        2,
+        NEEDS_LORA,
+    ),
     f"{PY} queue add a.toml b.toml": (2, "needs your job files"),
     f"{PY} queue add a.toml b.toml c.toml": (2, "needs your job files"),
     f"{PY} queue cancel 3": (2, "needs a job with that id in your queue"),
@@ -191,9 +211,21 @@ EXPECTED_FAILURES: dict[str, tuple[int, str]] = {
     f"{PY} runs show latest --json": (2, NEEDS_RUN),
     f"{PY} runs show latest --sheet --loss-curve": (2, NEEDS_RUN),
     f"{PY} runs pictures latest": (2, NEEDS_RUN),
+    f"{PY} runs open latest": (2, NEEDS_RUN),
+    f"{PY} runs page latest": (2, NEEDS_RUN),
     f"{PY} runs compare runs/*-ia3 runs/*-loha runs/*-lokr": (2, NEEDS_RUN + " per algo"),
     f"{PY} runs compare runs/*-ia3 runs/*-loha": (2, NEEDS_RUN + " per algo"),
     f"{PY} replay runs/20261124-215303-oilpaint": (2, NEEDS_RUN),
+    f"{PY} runs rerun latest --set training.output_name=oilpaint_v2": (2, NEEDS_RUN),
+    f"{PY} runs rerun runs/20261124-221500-oilpaint --smoke": (2, NEEDS_RUN),
+    f"{PY} runs rerun runs/20261207-102942-demo --smoke": (2, NEEDS_RUN),
+    f"{PY} train runs/20261207-102942-demo --set training.output_dir=out2": (2, NEEDS_RUN),
+    f"{PY} train my_job.toml --smoke": (2, NEEDS_INSTALL + " and your my_job.toml"),
+    f"{PY} train my_job.toml --smoke --then-train": (2, NEEDS_INSTALL + " and your my_job.toml"),
+    f"{PY} preset oilpaint --data img --model sd15.safetensors --smoke": (
+        2,
+        "trains (2 steps): needs your images (img/), model and an install",
+    ),
     f"{PY} replay runs/20261124-215303-oilpaint/console.log --jsonl > ev.jsonl": (2, NEEDS_RUN),
 }
 
@@ -203,6 +235,9 @@ NOT_RUN_VERBS: dict[str, str] = {
     "install": "downloads sd-scripts, torch and packages (network, minutes, gigabytes)",
 }
 
+_CLUSTER = "a SLURM cluster's shared filesystem (/shared) and its sbatch/scancel"
+_CLOUD = "launches cloud GPUs through SkyPilot (the cloud extra, your credentials, money)"
+
 NOT_RUN: dict[str, str] = {
     f"{PY} lora inspect out/my_style.safetensors --json | jq .algo": (
         "pipes into jq (another program) and needs a LoRA file you trained"
@@ -210,6 +245,22 @@ NOT_RUN: dict[str, str] = {
     f"{PY} replay RUN --jsonl | jq 'select(.kind == \"child_error\")'": (
         "a template (RUN is your run folder), piped into jq"
     ),
+    # beyond one machine (docs/queue.md): tested by tests/queue/test_slurm_cluster.py,
+    # tests/e2e/test_slurm_e2e.py and tests/queue/test_sky.py instead
+    f"{PY} queue add /shared/jobs/a.toml /shared/jobs/b.toml --queue /shared/q": _CLUSTER,
+    f"{PY} queue export-slurm --queue /shared/q --submit --partition gpu --time 04:00:00 "
+    "--mem 32G --max-parallel 2": _CLUSTER,
+    f"{PY} queue list --queue /shared/q": _CLUSTER,
+    f"{PY} queue cancel 2 --queue /shared/q": _CLUSTER,
+    f"{PY} queue export-slurm --submit --partition gpu --time 04:00:00": (
+        "submits to a SLURM cluster with sbatch"
+    ),
+    f"{PY} queue slurm-task --queue /shared/q --job-id 3": (
+        "runs inside a SLURM array task (the exported script runs it)"
+    ),
+    f"{PY} queue run --on sky --gpus A100:1": _CLOUD,
+    f"{PY} queue run --on sky --gpus L4:1 --spot": _CLOUD,
+    f"{PY} train docs/examples/oilpaint.toml --on sky --gpus A100:1 --cloud runpod": _CLOUD,
 }
 
 _CREATE_TRAIN = (

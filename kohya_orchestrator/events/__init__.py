@@ -13,6 +13,7 @@ from .failures import FAILURE_RULES, FailureRule, classify_failure
 from .jsonl import dump_events_jsonl, load_events_jsonl, read_events
 from .logs import Decoder, parse_bytes_chunks, parse_log
 from .parser import LogParser
+from .plancheck import compare_plan
 from .samples import parse_sample_filename
 from .summary import RunSummary, SavedCheckpoint, SummaryFold, plan_line, summarize
 from .types import (
@@ -27,13 +28,18 @@ from .types import (
     LogLine,
     Phase,
     PhaseChanged,
+    PlanDifference,
+    PlanMismatch,
+    PlanPredicted,
     ProgressBar,
     ResourceSample,
     RunFinished,
     RunStarted,
     RunStatus,
     SampleImageSaved,
+    SampleProblem,
     SamplePrompt,
+    SampleSuspect,
     SamplingStarted,
     StateSaved,
     StepProgress,
@@ -56,6 +62,9 @@ __all__ = [
     "LogParser",
     "Phase",
     "PhaseChanged",
+    "PlanDifference",
+    "PlanMismatch",
+    "PlanPredicted",
     "ProgressBar",
     "ResourceSample",
     "RunFinished",
@@ -63,7 +72,9 @@ __all__ = [
     "RunStatus",
     "RunSummary",
     "SampleImageSaved",
+    "SampleProblem",
     "SamplePrompt",
+    "SampleSuspect",
     "SamplingStarted",
     "SavedCheckpoint",
     "StateSaved",
@@ -71,6 +82,7 @@ __all__ = [
     "SummaryFold",
     "TrainingPlan",
     "classify_failure",
+    "compare_plan",
     "dump_events_jsonl",
     "load_events_jsonl",
     "parse_bytes_chunks",

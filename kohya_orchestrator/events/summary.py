@@ -4,7 +4,8 @@ Everything that reads a run back (the runner's result, ``replay``, ``runs show``
 folds the same events the same way: feed them in order to a :class:`SummaryFold` (``add``), then
 take :meth:`SummaryFold.summary`; :func:`summarize` does both for a finished list. The fold keeps
 the last plan, phase, epoch and step, every checkpoint (with the step and epoch it was saved at),
-sampling round, sample image and error, and the loss per step; it does nothing else (no I/O, no
+sampling round, sample image and error, the loss per step, the predicted plan and its mismatch
+with the banner, and the suspect samples; it does nothing else (no I/O, no
 clock). :func:`plan_line` is the one way the training plan is written as text.
 """
 
@@ -23,11 +24,14 @@ from .types import (
     Event,
     Phase,
     PhaseChanged,
+    PlanMismatch,
+    PlanPredicted,
     RunFinished,
     RunStarted,
     RunStatus,
     SampleImageSaved,
     SamplePrompt,
+    SampleSuspect,
     SamplingStarted,
     StepProgress,
     TrainingPlan,
@@ -76,6 +80,12 @@ class RunSummary:
     warnings: int = 0
     """How many ``child_warning`` events there were."""
     errors: tuple[ChildError, ...] = ()
+    predicted_plan: PlanPredicted | None = None
+    """The plan the runner predicted before launching (None for older runs)."""
+    plan_mismatch: PlanMismatch | None = None
+    """sd-scripts' banner against the prediction, when they disagree."""
+    suspect_samples: tuple[SampleSuspect, ...] = ()
+    """Sample images found black, one colour or drawn after a NaN."""
 
     @property
     def status(self) -> RunStatus | None:
@@ -148,6 +158,9 @@ class SummaryFold:
         self._samples: list[SampleImageSaved] = []
         self._warnings = 0
         self._errors: list[ChildError] = []
+        self._predicted: PlanPredicted | None = None
+        self._mismatch: PlanMismatch | None = None
+        self._suspects: list[SampleSuspect] = []
 
     @property
     def sampling_started(self) -> bool:
@@ -192,6 +205,12 @@ class SummaryFold:
             self._started = event
         elif isinstance(event, RunFinished):
             self._finished = event
+        elif isinstance(event, SampleSuspect):
+            self._suspects.append(event)
+        elif isinstance(event, PlanPredicted):
+            self._predicted = event
+        elif isinstance(event, PlanMismatch):
+            self._mismatch = event
 
     def add_all(self, events: Iterable[Event]) -> SummaryFold:
         """Fold every event of ``events``, in order; returns the fold."""
@@ -217,6 +236,9 @@ class SummaryFold:
             samples=tuple(self._samples),
             warnings=self._warnings,
             errors=tuple(self._errors),
+            predicted_plan=self._predicted,
+            plan_mismatch=self._mismatch,
+            suspect_samples=tuple(self._suspects),
         )
 
 

@@ -6,7 +6,8 @@ told by the caller; the log parser never reads a clock).
 
 The log parser emits the parsed kinds (``PhaseChanged`` … ``LogLine``). The runner emits
 ``RunStarted``/``RunFinished`` and ``SampleImageSaved`` (sd-scripts does not print sample paths; the
-runner scans the sample folder), and the resource monitor emits ``ResourceSample``.
+runner scans the sample folder), ``PlanPredicted``, ``PlanMismatch`` and ``SampleSuspect`` (its own
+checks), and the resource monitor emits ``ResourceSample``.
 
 Events parsed from console text carry ``text``: the message they came from, with rich's layout
 removed and wrapped lines joined (see ``docs/events.md``). ``ChildWarning``/``ChildError`` keep it
@@ -33,13 +34,18 @@ __all__ = [
     "LogLine",
     "Phase",
     "PhaseChanged",
+    "PlanDifference",
+    "PlanMismatch",
+    "PlanPredicted",
     "ProgressBar",
     "ResourceSample",
     "RunFinished",
     "RunStarted",
     "RunStatus",
     "SampleImageSaved",
+    "SampleProblem",
     "SamplePrompt",
+    "SampleSuspect",
     "SamplingStarted",
     "StateSaved",
     "StepProgress",
@@ -162,6 +168,61 @@ class SampleImageSaved(_EventBase):
     epoch: int | None = Field(default=None, description="Epoch from an ``_e000001_`` name.")
     step: int | None = Field(default=None, description="Step from a ``_000010_`` name.")
     prompt_index: int | None = Field(default=None, description="0-based index of the prompt.")
+
+
+class PlanPredicted(_EventBase):
+    """The numbers the run expects sd-scripts' banner to show (emitted by the runner at start).
+
+    Computed from the job and its dataset folders before launching (``datasets/plan.py``), the
+    same arithmetic as ``plan JOB``.
+    """
+
+    kind: Literal["plan_predicted"] = "plan_predicted"
+    train_images_with_repeats: int = Field(ge=0, description="Images × repeats.")
+    batches_per_epoch: int = Field(ge=0, description="Batches in one epoch.")
+    epochs: int = Field(ge=0, description="Number of epochs.")
+    total_steps: int = Field(ge=0, description="Total optimization steps.")
+    exact: bool = Field(description="False when the prediction knows it may be off.")
+    notes: list[str] = Field(
+        default_factory=list, description="Why the prediction may be off (when not exact)."
+    )
+
+
+class PlanDifference(BaseModel):
+    """One number on which the prediction and sd-scripts' banner disagree."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quantity: Literal["images x repeats", "batches per epoch", "epochs", "total steps"]
+    predicted: int = Field(description="What the run predicted.")
+    actual: int = Field(description="What sd-scripts printed.")
+
+
+class PlanMismatch(_EventBase):
+    """A warning: sd-scripts' banner disagrees with the predicted plan (emitted by the runner)."""
+
+    kind: Literal["plan_mismatch"] = "plan_mismatch"
+    differences: list[PlanDifference] = Field(description="Each number that differs.")
+    message: str = Field(description="The differences in one line, with both numbers.")
+
+
+SampleProblem = Literal["black", "one_colour", "nan", "unreadable"]
+"""What is wrong with a sample image."""
+
+
+class SampleSuspect(_EventBase):
+    """A warning: a sample image is all black, one colour, or came after a NaN (runner's check)."""
+
+    kind: Literal["sample_suspect"] = "sample_suspect"
+    path: str = Field(description="Path of the image file.")
+    problem: SampleProblem = Field(
+        description="``black``, ``one_colour``, ``nan``, ``unreadable``."
+    )
+    epoch: int | None = Field(default=None, description="Epoch of the sample, when known.")
+    step: int | None = Field(default=None, description="Step of the sample, when known.")
+    prompt_index: int | None = Field(default=None, description="0-based index of the prompt.")
+    prompt: str | None = Field(default=None, description="The prompt, when it was logged.")
+    message: str = Field(description="What is wrong, naming the epoch (or step) and the prompt.")
 
 
 # --- emitted by the log parser -----------------------------------------------------------------
@@ -320,6 +381,9 @@ Event = Annotated[
     | RunFinished
     | ResourceSample
     | SampleImageSaved
+    | PlanPredicted
+    | PlanMismatch
+    | SampleSuspect
     | PhaseChanged
     | TrainingPlan
     | EpochStarted

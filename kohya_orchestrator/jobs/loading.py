@@ -25,7 +25,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["dump_job_toml", "job_to_dict", "load_job", "read_toml", "validate_job"]
+__all__ = [
+    "RUN_JOB_JSON",
+    "dump_job_toml",
+    "job_to_dict",
+    "load_job",
+    "read_job_file",
+    "read_toml",
+    "validate_job",
+]
+
+RUN_JOB_JSON = "job.json"
+"""The validated job a run directory keeps (launch/rundir.py); ``train`` reads it to rerun."""
 
 
 def read_toml(path: Path, *, what: str = "job file") -> dict[str, Any]:
@@ -61,6 +72,56 @@ def read_toml(path: Path, *, what: str = "job file") -> dict[str, Any]:
             [Problem(str(path), f"malformed TOML: {exc}", "fix the syntax at that line")],
             source=str(path),
         ) from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(
+            [Problem(str(path), "job file not found", "check the path")], source=str(path)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [Problem(str(path), f"cannot read the job file: {exc}", None)], source=str(path)
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            [Problem(str(path), f"malformed JSON: {exc}", "fix the syntax at that line")],
+            source=str(path),
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [Problem(str(path), "a job is a JSON object of sections", "pass a run's job.json")],
+            source=str(path),
+        )
+    return data
+
+
+def read_job_file(path: Path) -> tuple[Path, dict[str, Any]]:
+    """The job file's data: a TOML job file, a JSON job (a run's ``job.json``), or a run
+    directory (its ``job.json``: train the same job again). Returns the file read and its data."""
+    path = Path(path)
+    if path.is_dir() and (path / RUN_JOB_JSON).is_file():
+        path = path / RUN_JOB_JSON
+    elif path.is_dir():
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    f"is a folder without {RUN_JOB_JSON}: not a job file or a run directory",
+                    "give a job file (.toml) or a run directory (runs/<id>)",
+                )
+            ],
+            source=str(path),
+        )
+    if path.suffix.lower() == ".json":
+        return path, _read_json(path)
+    return path, read_toml(path)
 
 
 def validate_job(
@@ -102,9 +163,11 @@ def load_job(
     base_layers: Sequence[Layer] = (),
     arguments: Arguments | None = None,
 ) -> TrainingJob:
-    """Read a job file, merge it over ``base_layers`` and under ``--set`` overrides, validate once."""
-    path = Path(path)
-    data = read_toml(path)
+    """Read a job file, merge it over ``base_layers`` and under ``--set`` overrides, validate once.
+
+    ``path`` may also be a run directory or its ``job.json`` (:func:`read_job_file`).
+    """
+    path, data = read_job_file(Path(path))
     layers = [*base_layers, Layer(f"job file {path.name}", data, path.parent.resolve())]
     if overrides:
         layers.append(Layer("--set", parse_set_overrides(overrides), Path.cwd()))

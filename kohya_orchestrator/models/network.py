@@ -268,6 +268,14 @@ class _Factorised(_LycorisCommon):
     dora_wd: Annotated[
         bool, Field(description="DoRA weight decomposition; wants a smaller LR (dora_wd=).")
     ] = False
+    wd_on_output: Annotated[
+        bool,
+        Field(
+            description="With dora_wd: decompose the weight on the output axis (wd_on_output=). "
+            "LyCORIS defaults it to true; kohya_orchestrator renders false, the one layout "
+            "AUTOMATIC1111, ComfyUI and Forge all apply exactly (A1111 applies true 6-11x off)."
+        ),
+    ] = False
     rs_lora: Annotated[bool, Field(description="Rank-stabilised scaling (rs_lora=).")] = False
     bypass_mode: Annotated[
         bool, Field(description="Bypass mode for quantised base layers; not with dora_wd.")
@@ -303,8 +311,8 @@ def native_module(network: object) -> str | None:
 # create_network reads conv_dim, conv_alpha, use_tucker, rank_dropout, module_dropout, factor,
 # include/exclude patterns and the LoRA+ ratios).
 LYCORIS_ONLY = (
-    "use_scalar", "dora_wd", "rs_lora", "bypass_mode", "train_norm", "decompose_both",
-    "full_matrix", "unbalanced_factorization",
+    "use_scalar", "dora_wd", "wd_on_output", "rs_lora", "bypass_mode", "train_norm",
+    "decompose_both", "full_matrix", "unbalanced_factorization",
 )  # fmt: skip
 
 

@@ -1,5 +1,7 @@
 """Several runs (or LoRA files) side by side, as ``runs compare`` shows them.
 
+A run is headed by its run id (runs of one job share its name), a file by its name.
+
 Each row holds the algorithm, dim/alpha, optimizer, LR, steps, time, loss and file size of one run
 directory (from its outputs and its final checkpoint's metadata) or of one LoRA file.
 """
@@ -23,8 +25,16 @@ __all__ = ["ComparisonRow", "RunComparison", "compare_runs"]
 class ComparisonRow(_Frozen):
     """One run (or one LoRA file) in a comparison."""
 
+    @property
+    def label(self) -> str:
+        """What heads its column: the run id, else (a file) the name."""
+        return self.run_id or self.name
+
     source: Path = Field(description="The run directory or LoRA file compared.")
     name: str = Field(description="Job name, or the file name.")
+    run_id: str | None = Field(
+        default=None, description="The run directory's name (None for a LoRA file)."
+    )
     status: str | None = Field(default=None, description="Run status.")
     algo: str | None = Field(default=None, description="Network algorithm.")
     network_dim: int | None = Field(default=None, description="Rank (None: unused by the algo).")
@@ -76,6 +86,7 @@ def compare_runs(sources: Sequence[Path | str]) -> RunComparison:
             row = row.model_copy(update=_from_job(_read_json(path / "job.json")))
         last_step = out.loss[-1].step if out.loss else None
         update: dict[str, Any] = {
+            "run_id": out.run_id,
             "status": out.status,
             "final_loss": out.final_loss,
             "epoch_loss": out.last_epoch_loss,

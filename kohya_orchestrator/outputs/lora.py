@@ -26,6 +26,8 @@ from pydantic import ConfigDict, Field
 
 from ..errors import ConfigError, Problem
 from ..models.base import LenientModel
+from ..models.clients import CLIENTS, client_line, client_row
+from ..models.family import FAMILIES
 from .lora_header import HeaderError, TensorInfo, read_header
 from .lora_metadata import (
     NO_DIM_ALGOS,
@@ -119,6 +121,26 @@ class LoraInfo(LenientModel):
     training_time_s: float | None = Field(
         default=None, description="Seconds from the start of training to this save."
     )
+    lr_warmup_ratio: float | None = Field(
+        default=None,
+        description="ss_lr_warmup_steps when it is a ratio of the steps (0.05), not a count.",
+    )
+    base_model_folder: bool = Field(
+        default=False,
+        description="The base model was a diffusers folder: sd-scripts recorded no hash "
+        "('IsADirectory').",
+    )
+    thumbnail_bytes: int | None = Field(
+        default=None, description="Length of the modelspec.thumbnail data URI, when there is one."
+    )
+    clients: dict[str, str] = Field(
+        default_factory=dict,
+        description="How the file loads in ComfyUI, Forge and A1111: full, approximate, wrong, "
+        "none or unknown (kohya_orchestrator.models.clients; measured on SD 1.5).",
+    )
+    clients_line: str | None = Field(
+        default=None, description="The same as one sentence, with what to choose instead."
+    )
     inferred: list[str] = Field(
         default_factory=list,
         description="Fields guessed from tensor names/shapes because the metadata lacks them.",
@@ -160,6 +182,12 @@ class LoraInfo(LenientModel):
     sd_scripts_commit: Str = Field(default=None, alias="ss_sd_scripts_commit_hash")
     model_hash: Str = Field(default=None, alias="sshs_model_hash")
     title: Str = Field(default=None, alias="modelspec.title")
+    author: Str = Field(default=None, alias="modelspec.author")
+    description: Str = Field(default=None, alias="modelspec.description")
+    license: Str = Field(default=None, alias="modelspec.license")
+    tags: Str = Field(default=None, alias="modelspec.tags")
+    trigger_phrase: Str = Field(default=None, alias="modelspec.trigger_phrase")
+    date: Str = Field(default=None, alias="modelspec.date")
     architecture: Str = Field(default=None, alias="modelspec.architecture")
 
     @property
@@ -176,8 +204,6 @@ class LoraInfo(LenientModel):
     def family(self) -> str | None:
         """The model family it was trained on, from ``ss_base_model_version`` (the prefixes
         each family's script writes: ``sd_v1``, ``sdxl_base_v1-0``, ``flux1``, ``chroma``, ...)."""
-        from ..models.family import FAMILIES
-
         version = self.base_model_version or ""
         for p in FAMILIES.values():
             if version and version.startswith(p.base_model_versions):
@@ -290,6 +316,36 @@ def lora_info_from_metadata(
         notes.append(f"{algo} ignores network_dim and network_alpha")
 
     derived["resolution"] = read_resolution(meta)
+    warmup = meta.get("ss_lr_warmup_steps")
+    if to_int(warmup) is None and to_float(warmup) is not None:
+        # sd-scripts takes a float as a ratio of the steps: int(ratio * steps) (train_util.py)
+        derived["lr_warmup_ratio"] = to_float(warmup)
+    if "IsADirectory" in (meta.get("ss_sd_model_hash"), meta.get("ss_new_sd_model_hash")):
+        # train_util.model_hash / calculate_sha256 return this for a diffusers folder
+        derived["base_model_folder"] = True
+        derived["ss_sd_model_hash"] = derived["ss_new_sd_model_hash"] = None
+    thumbnail = meta.get("modelspec.thumbnail")
+    derived["thumbnail_bytes"] = len(thumbnail) if thumbnail else None
+    # LyCORIS reads a flag as "anything but 'false'"; wd_on_output defaults to true
+    # (ly:lycoris/kohya.py, lycoris/utils str_bool)
+    dora = network_args.get("dora_wd")
+    on_output = network_args.get("wd_on_output")
+    row = client_row(
+        algo,
+        dora_wd=dora is not None and dora.lower() != "false",
+        wd_on_output=on_output is None or on_output.lower() != "false",
+    )
+    derived["clients"] = dict(zip(CLIENTS, row.support, strict=True))
+    version = meta.get("ss_base_model_version") or ""
+    family = next(
+        (
+            p.name
+            for p in FAMILIES.values()
+            if version and version.startswith(p.base_model_versions)
+        ),
+        None,
+    )
+    derived["clients_line"] = client_line(row, family)
     name, args = read_optimizer(meta.get("ss_optimizer"))
     derived["optimizer_name"], derived["optimizer_args"] = name, args
     datasets = json_value(meta.get("ss_datasets"))

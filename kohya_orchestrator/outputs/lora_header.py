@@ -350,8 +350,27 @@ def check_run_outputs(
                 ChildWarning(seq=0, message=f"output check: {p.path}: {p.message}", source="output")
                 for p in found
             ]
+        clients = _clients_warning(job)
+        if clients is not None:
+            report["clients"] = clients
+            events.append(ChildWarning(seq=0, message=f"output check: {clients}", source="output"))
     except Exception as exc:  # the check must never fail a finished training
         report.update(ok=False, error=repr(exc))
         events.append(ChildWarning(seq=0, message=f"output check failed: {exc!r}", source="output"))
     run_dir.write_json(OUTPUT_CHECK_NAME, report)
     return events
+
+
+def _clients_warning(job: TrainingJob) -> str | None:
+    """A sentence when some client loads the job's files wrongly or not at all (models/clients.py)."""
+    from ..models.clients import client_line, client_row
+
+    n = job.network
+    row = client_row(
+        n.algo,
+        dora_wd=bool(getattr(n, "dora_wd", False)),
+        wd_on_output=bool(getattr(n, "wd_on_output", True)),
+    )
+    if not any(s in ("none", "wrong") for s in row.support):
+        return None
+    return f"{row.label} files: {client_line(row, job.model.family)}"

@@ -264,14 +264,37 @@ def read_optimizer(raw: str | None) -> tuple[str | None, dict[str, str]]:
     text = to_str(raw)
     if text is None:
         return None, {}
+    # sd-scripts joins "k=v" with "," and writes each value with str() (train_util.py
+    # get_optimizer), so a value may hold commas itself: betas=(0.9, 0.99).
     cls, _, rest = text.partition("(")
     args: dict[str, str] = {}
     if rest:
-        for item in rest.rstrip(")").split(","):
+        body = rest[:-1] if rest.endswith(")") else rest
+        for item in _split_top_level(body):
             key, sep, value = item.partition("=")
             if sep and key.strip():
                 args[key.strip()] = value.strip()
     return cls.strip().rsplit(".", 1)[-1] or None, args
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets and quotes."""
+    items: list[str] = []
+    depth, quote, start = 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return items
 
 
 def read_dataset_dirs(meta: Mapping[str, str], datasets: Any) -> list[DatasetDir]:

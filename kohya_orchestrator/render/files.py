@@ -30,10 +30,14 @@ DATASET_NAME = "dataset.toml"
 PROMPTS_NAME = "sample_prompts.txt"
 
 
-def render_into(job: TrainingJob, folder: Path) -> RenderedFiles:
+def render_into(job: TrainingJob, folder: Path, *, trainer_cwd: bool = False) -> RenderedFiles:
     """Render with the config pointing at files inside ``folder`` (absolute paths).
 
     The caller writes :func:`shipped_preset_file` into ``folder`` too when it is not None.
+    ``trainer_cwd``: the trainer runs with ``folder`` as its working directory, so the preset
+    copy is named by its bare file name. sd-scripts stores every ``network_args`` string in each
+    output's ``ss_network_args``; an absolute path would carry the user's home into every
+    published file.
     """
     folder = folder.resolve()
     preset = shipped_preset_file(job)
@@ -42,7 +46,9 @@ def render_into(job: TrainingJob, folder: Path) -> RenderedFiles:
         RenderPaths(
             str(folder / DATASET_NAME),
             str(folder / PROMPTS_NAME),
-            lycoris_preset=None if preset is None else str(folder / preset[0]),
+            lycoris_preset=None
+            if preset is None
+            else (preset[0] if trainer_cwd else str(folder / preset[0])),
         ),
     )
 

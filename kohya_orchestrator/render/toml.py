@@ -181,6 +181,9 @@ def network_args(job: TrainingJob, paths: RenderPaths | None = None) -> list[str
                 ("use_tucker", n.use_tucker),
                 ("use_scalar", n.use_scalar),
                 ("dora_wd", n.dora_wd),
+                # LyCORIS defaults wd_on_output to True (ly:lycoris/kohya.py); write it both ways
+                # with dora_wd so the file's layout never depends on the LyCORIS version.
+                ("wd_on_output", ("True" if n.wd_on_output else "False") if n.dora_wd else None),
                 ("rs_lora", n.rs_lora),
                 ("bypass_mode", n.bypass_mode),
             ]

@@ -34,6 +34,7 @@ __all__ = [
 
 Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)`` in pixels; x1/y1 exclusive."""
+Point = tuple[int, int]
 
 _BG = (255, 255, 255)
 _INK = (25, 25, 25)
@@ -128,6 +129,8 @@ class CurveLayout:
     """epoch -> x pixel of its end boundary."""
     checkpoint_points: list[tuple[int, int]]
     """Pixel centres of the checkpoint markers."""
+    checkpoint_label_boxes: list[Box] = field(default_factory=list)
+    """Each checkpoint marker's box and its label's (``e1``, ``final``); the legend avoids them."""
 
     def to_px(self, step: float, loss: float) -> tuple[int, int]:
         """The pixel of a ``(step, loss)`` point."""
@@ -439,14 +442,54 @@ def draw_loss_curve(
         points.append((x, y))
         r = 6
         draw.polygon([(x, y - r), (x + r, y), (x, y + r), (x - r, y)], fill=_CHECKPOINT)
+        labels = layout.checkpoint_label_boxes
+        labels.append((x - r, y - r, x + r + 1, y + r + 1))  # the marker too
         if label:
             tw = _text_w(draw, label, font)
             tx = min(max(x - tw // 2, x0 + 2), x1 - tw - 2)
             ty = y - r - lh - 1 if y - r - lh - 1 > y0 else y + r + 2
             draw.text((tx, ty), label, font=font, fill=_CHECKPOINT)
+            labels.append((tx, ty, tx + tw, ty + lh))
 
-    legend_box = _legend(draw, font, plot_box, bool(cur), bool(avg), bool(ends), bool(points))
+    # the legend goes in the corner that hides no checkpoint (its "final" label sits at the right
+    # edge, where a rising loss ends up under a top-right legend) and the fewest curve points
+    drawn = [layout.to_px(s, v) for s, v in avg + cur]
+    legend_box = _legend(
+        draw, font, plot_box, bool(cur), bool(avg), bool(ends), bool(points),
+        avoid=layout.checkpoint_label_boxes, points=drawn,
+    )  # fmt: skip
     return Picture(image=image, layout=dataclasses.replace(layout, legend_box=legend_box))
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _legend_corner(
+    plot: Box, size: tuple[int, int], top: int, avoid: Sequence[Box], points: Sequence[Point]
+) -> Box:
+    """Top-right, else the first other corner that covers no box in ``avoid`` (then fewest
+    ``points``); top-right when every corner covers one."""
+    w, h = size
+    left, right, bottom = plot[0] + _PAD, plot[2] - _PAD, plot[3] - _PAD
+    corners: list[Box] = [
+        (right - w, top, right, top + h),
+        (left, top, left + w, top + h),
+        (right - w, bottom - h, right, bottom),
+        (left, bottom - h, left + w, bottom),
+    ]
+
+    def cost(box: Box) -> tuple[int, int]:
+        hidden = sum(_overlaps(box, other) for other in avoid)
+        inside = sum(box[0] <= x < box[2] and box[1] <= y < box[3] for x, y in points)
+        return hidden, inside
+
+    clear = [box for box in corners if cost(box)[0] == 0]
+    if not clear:
+        return corners[0]
+    if cost(clear[0])[1] == 0:
+        return clear[0]
+    return min(clear, key=lambda box: cost(box)[1])
 
 
 def _dot(
@@ -477,6 +520,9 @@ def _legend(
     has_average: bool,
     has_epochs: bool,
     has_checkpoints: bool,
+    *,
+    avoid: Sequence[Box] = (),
+    points: Sequence[Point] = (),
 ) -> Box | None:
     entries: list[tuple[str, tuple[int, int, int], str]] = []
     if has_current:
@@ -492,9 +538,8 @@ def _legend(
     lh = _line_h(font)
     w = 28 + max(_text_w(draw, e[0], font) for e in entries) + 2 * _PAD
     h = lh * len(entries) + _PAD
-    x1, y0 = plot[2] - _PAD, plot[1] + _PAD + lh
-    x0 = x1 - w
-    box: Box = (x0, y0, x1, y0 + h)
+    box = _legend_corner(plot, (w, h), plot[1] + _PAD + lh, avoid, points)
+    x0, y0, x1, _ = box
     draw.rectangle((x0, y0, x1 - 1, y0 + h - 1), fill=_BG, outline=_GRID)
     for i, (label, color, kind) in enumerate(entries):
         y = y0 + _PAD // 2 + i * lh + lh // 2

@@ -6,15 +6,18 @@ import math
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
+from rich.text import Text
 
 from ..events import (
     CheckpointSaved,
@@ -23,14 +26,33 @@ from ..events import (
     EpochStarted,
     Event,
     PhaseChanged,
+    PlanMismatch,
     RunFinished,
     SampleImageSaved,
+    SampleSuspect,
     StepProgress,
     TrainingPlan,
     plan_line,
 )
 
 __all__ = ["RichProgressSink"]
+
+
+class TrainerEtaColumn(ProgressColumn):
+    """The time left as sd-scripts' own bar says it (``eta`` field, seconds), ``-:--:--`` before.
+
+    rich's own estimate needs several updates inside its 30 s window, so with slow steps (a minute
+    each on a small card) it never shows one; the trainer's tqdm always has its estimate.
+    """
+
+    def render(self, task: Task) -> Text:
+        """``h:mm:ss``, like rich's TimeRemainingColumn."""
+        eta = task.fields.get("eta")
+        if eta is None or not math.isfinite(eta):
+            return Text("-:--:--", style="progress.remaining")
+        minutes, seconds = divmod(round(eta), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
 
 class RichProgressSink:
@@ -45,13 +67,14 @@ class RichProgressSink:
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            TrainerEtaColumn(),
             console=self.console,
             transient=transient,
         )
         self._overall: TaskID | None = None
         self._epoch: TaskID | None = None
-        self._epoch_size: int | None = None
+        self._epoch_size: int | None = None  # steps per epoch: the plan's, then the bar's
+        self._loss = ""
         self._last_checkpoint = ""
         self._hints_shown: set[str] = set()
         self._started = False
@@ -69,7 +92,9 @@ class RichProgressSink:
             p.console.print(f"[dim]· {event.phase.value.replace('_', ' ')}[/dim]")
         elif isinstance(event, TrainingPlan):
             self._ensure()
-            self._epoch_size = event.batches_per_epoch
+            if event.batches_per_epoch:
+                accumulation = event.gradient_accumulation_steps or 1
+                self._epoch_size = -(-event.batches_per_epoch // accumulation)
             p.console.print(f"plan: {plan_line(event)}")
             if self._overall is None and event.total_steps:
                 self._overall = p.add_task("steps", total=event.total_steps, info="")
@@ -78,28 +103,44 @@ class RichProgressSink:
             if self._epoch is not None:
                 p.remove_task(self._epoch)
             self._epoch = p.add_task(
-                f"epoch {event.epoch}/{event.total_epochs}", total=None, info=""
+                f"epoch {event.epoch}/{event.total_epochs}", total=self._epoch_size, info=""
             )
         elif isinstance(event, StepProgress):
             self._ensure()
             if self._overall is None:
                 self._overall = p.add_task("steps", total=event.total_steps, info="")
-            loss = "" if event.avr_loss is None else f"loss {event.avr_loss:.4g}"
+            self._loss = "" if event.avr_loss is None else f"loss {event.avr_loss:.4g}"
             if event.avr_loss is not None and math.isnan(event.avr_loss):
-                loss = "[red]loss NaN[/red]"
-            info = "  ".join(x for x in (loss, self._last_checkpoint) if x)
-            p.update(self._overall, completed=event.step, total=event.total_steps, info=info)
+                self._loss = "[red]loss NaN[/red]"
+            p.update(
+                self._overall,
+                completed=event.step,
+                total=event.total_steps,
+                info=self._info(),
+                eta=event.eta_s,
+            )
+            if event.epoch_total_steps:
+                self._epoch_size = event.epoch_total_steps
             if self._epoch is not None and event.epoch_step is not None:
                 p.update(
-                    self._epoch, completed=event.epoch_step, total=event.epoch_total_steps, info=""
+                    self._epoch,
+                    completed=event.epoch_step,
+                    total=event.epoch_total_steps or self._epoch_size,
+                    info="",
+                    eta=event.epoch_eta_s,
                 )
         elif isinstance(event, CheckpointSaved):
             self._ensure()
             self._last_checkpoint = f"saved {Path(event.path).name}"
+            if self._overall is not None:  # the last save comes after the last step line
+                p.update(self._overall, info=self._info())
             p.console.print(f"[green]✓[/green] checkpoint {event.path}")
         elif isinstance(event, SampleImageSaved):
             self._ensure()
             p.console.print(f"[green]✓[/green] sample {event.path}")
+        elif isinstance(event, (PlanMismatch, SampleSuspect)):  # the run's own checks
+            self._ensure()
+            p.console.print(f"[yellow]! {escape(event.message)}[/yellow]")
         elif isinstance(event, ChildWarning):
             pass  # collected in events.jsonl; printing them would bury the bars
         elif isinstance(event, ChildError):
@@ -116,6 +157,9 @@ class RichProgressSink:
                 f"[{colour}]{event.status.value}[/{colour}] in {event.duration_s:.0f} s"
                 + (f": {event.reason}" if event.reason else "")
             )
+
+    def _info(self) -> str:
+        return "  ".join(x for x in (self._loss, self._last_checkpoint) if x)
 
     def close(self) -> None:
         """Stop the live display."""

@@ -62,5 +62,8 @@ def test_preset_oilpaint_trains_on_the_lab(
     checkpoints = [Path(e.path).name for e in events if e.kind == "checkpoint_saved"]
     assert checkpoints == ["zengxin_oilpaint.safetensors"]
     assert (tmp_path / "out" / "zengxin_oilpaint.safetensors").stat().st_size > 10_000
+    # the preset's TensorBoard logs follow --output (they went to ./output/logs)
+    assert list((tmp_path / "out" / "logs").rglob("events.out.tfevents.*"))
+    assert not (tmp_path / "output").exists()
     samples = [e for e in events if e.kind == "sample_image_saved"]
     assert len(samples) == 2 and all(Path(e.path).is_file() for e in samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import zipfile
 from pathlib import Path
@@ -453,10 +454,14 @@ class TestBeforeLaunch:
         copy = result.run_dir / "lycoris-ia3-sd15.toml"
         assert copy.read_text() == (PRESETS / "ia3-sd15.toml").read_text()
         config = toml.load(result.run_dir / "config.toml")
+        # named by its file name: the trainer starts in the run directory, and sd-scripts stores
+        # network_args in every output's metadata (no user path travels with a published LoRA)
         assert config["network_arguments"]["network_args"] == [
             "algo=ia3",
-            f"preset={copy.resolve()}",
+            "preset=lycoris-ia3-sd15.toml",
         ]
+        command = json.loads((result.run_dir / "command.json").read_text())
+        assert Path(command["cwd"]) == result.run_dir.resolve()
 
 
 # ------------------------------------------------------------------------------ validate

@@ -21,6 +21,9 @@ from kohya_orchestrator.events import (
     LogParser,
     Phase,
     PhaseChanged,
+    PlanDifference,
+    PlanMismatch,
+    PlanPredicted,
     ProgressBar,
     ResourceSample,
     RunFinished,
@@ -28,6 +31,7 @@ from kohya_orchestrator.events import (
     RunStatus,
     SampleImageSaved,
     SamplePrompt,
+    SampleSuspect,
     SamplingStarted,
     StateSaved,
     StepProgress,
@@ -56,6 +60,28 @@ ONE_OF_EACH: list[Event] = [
     LogLine(seq=13, text="use AdamW optimizer | {}", level="INFO", source="train_util.py:5096"),
     ResourceSample(seq=14, cpu_percent=180.0, rss_bytes=6 << 30, num_processes=2),
     RunFinished(seq=15, status=RunStatus.SUCCEEDED, returncode=0, duration_s=43.3),
+    PlanPredicted(
+        seq=16,
+        train_images_with_repeats=8,
+        batches_per_epoch=4,
+        epochs=2,
+        total_steps=8,
+        exact=True,
+    ),
+    PlanMismatch(
+        seq=17,
+        differences=[PlanDifference(quantity="epochs", predicted=2, actual=3)],
+        message="sd-scripts plans another run than predicted: epochs 3 (predicted 2)",
+    ),
+    SampleSuspect(
+        seq=18,
+        path="out/sample/x_e000002_00_20261124215434_1.png",
+        problem="black",
+        epoch=2,
+        prompt_index=0,
+        prompt="oilpaint style, a red circle",
+        message="sample of epoch 2, prompt 0 is all black",
+    ),
 ]
 
 

@@ -297,9 +297,11 @@ def test_preset_cli_trains_when_data_and_an_install_are_given(
     monkeypatch.setattr(environment, "find_install", lambda *a, **k: fake_install)
     calls = []
 
-    def train_job(job, *, install, runs, **_kw):
+    def train_job(job, *, install, runs, announce=None, **_kw):
         calls.append((job, install, runs))
-        return 0 if _train(job, install, runs).ok else 1
+        result = _train(job, install, runs)  # started: the verb's announce comes now
+        print(f"✓ {announce}")
+        return 0 if result.ok else 1
 
     monkeypatch.setattr(train_verb, "train_job", train_job)
     monkeypatch.chdir(tmp_path)

@@ -74,7 +74,7 @@ def test_show_an_interrupted_run(
     rc = main(["runs", "show", "latest", "--runs", str(interrupted_run.parent), "--sheet"])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "status: canceled  rc: -2  duration: 12.0" in out
+    assert "status: canceled  rc: -2  duration: 12 s" in out
     assert "reason: canceled by the user" in out
     assert "plan: 8 images x repeats, 4 batches/epoch, 2 epochs, 8 steps" in out
     assert "last step: 2/8  epoch 1  avr_loss 1.14" in out

@@ -90,6 +90,16 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:g}"
 
 
+def _warmup(info: LoraInfo) -> str:
+    ratio = info.lr_warmup_ratio
+    if ratio is None:
+        return str(info.lr_warmup_steps or 0)
+    # sd-scripts: int(ratio * max_train_steps) (train_util.py get_scheduler_fix)
+    total = info.max_train_steps
+    steps = f" = {int(ratio * total)} steps" if total else ""
+    return f"{ratio:g} of the steps{steps}"
+
+
 def _lines(info: LoraInfo, tags: int) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     dtypes = ", ".join(f"{k} x{v}" for k, v in info.dtypes.items()) or "-"
@@ -114,6 +124,8 @@ def _lines(info: LoraInfo, tags: int) -> list[tuple[str, str]]:
     if info.base_model_version:
         family = info.family
         base.append(info.base_model_version + (f" (family {family})" if family else ""))
+    if info.base_model_folder:
+        base.append("hash not recorded (diffusers folder)")
     if info.base_model_hash:
         base.append(f"hash {info.base_model_hash}")
     if info.base_model_sha256:
@@ -138,7 +150,7 @@ def _lines(info: LoraInfo, tags: int) -> list[tuple[str, str]]:
         (
             "optimizer",
             f"{info.optimizer_name or '?'}{f' ({opt_args})' if opt_args else ''}  {lr}  "
-            f"scheduler {info.lr_scheduler or '?'}  warmup {info.lr_warmup_steps or 0}",
+            f"scheduler {info.lr_scheduler or '?'}  warmup {_warmup(info)}",
         )
     )
     for d in info.dataset_dirs:
@@ -159,6 +171,20 @@ def _lines(info: LoraInfo, tags: int) -> list[tuple[str, str]]:
         )
     if info.title or info.output_name:
         rows.append(("title", f"{info.title or info.output_name}"))
+    for label, value in (
+        ("trigger", info.trigger_phrase),
+        ("author", info.author),
+        ("license", info.license),
+        ("tags", info.tags),
+        ("description", info.description),
+        ("date", info.date),
+    ):
+        if value:
+            rows.append((label, value))
+    if info.thumbnail_bytes:
+        rows.append(("thumbnail", f"yes ({_size(info.thumbnail_bytes)} data URI)"))
+    if info.clients_line:
+        rows.append(("loads in", info.clients_line))
     if info.inferred:
         rows.append(("inferred", ", ".join(info.inferred) + " (from tensor names; no metadata)"))
     for note in info.notes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from .._common import RAW, add_set_option
+from .train import add_smoke_options
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--dry-run", action="store_true", help="only show the plan; never train")
     parser.add_argument("--force", action="store_true", help="copy: replace an existing file")
     add_set_option(parser)
+    add_smoke_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -170,20 +172,24 @@ def _copy(name: str, dest: str, *, force: bool) -> int:
 
 
 def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
+    import json
     from pathlib import Path
 
     from ...datasets.demo import ensure_demo_dataset
     from ...environment.discovery import find_install
+    from ...errors import ConfigError, Problem
     from ...jobs.checks import check_paths
     from ...jobs.loading import dump_job_toml
-    from ...jobs.presets import preset_job, vram_overlay
+    from ...jobs.presets import PresetJob, preset_job, vram_overlay
     from ...models import job_warnings
     from ...render.command import build_launch_spec
     from ...render.files import CONFIG_NAME, render_into
     from ...run import absolute_job
-    from ...ui.messages import console, hint, ok, print_problems
+    from ...ui.messages import console, hint, print_problems
     from .._common import require_no_problems
 
+    if args.then_train and not args.smoke:
+        raise ConfigError([Problem("--then-train", "needs --smoke", "add --smoke")])
     out = console()
     cwd = Path.cwd()
     missing: list[str] = []
@@ -195,16 +201,24 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
             "(a folder of <repeats>_<name> subfolders, e.g. img/20_zengxin oilpaint)"
         )
     overlays = [vram_overlay(args.vram)] if args.vram else []
-    built = preset_job(
-        args.name,
-        data=data,
-        reg_data=args.reg_data,
-        model=args.model,
-        output=args.output,
-        overlays=[*overlays, *args.overlay],
-        overrides=args.overrides,
-        options_label="command-line options",
-    )
+
+    def build(overrides: list[str]) -> PresetJob:
+        return preset_job(
+            args.name,
+            data=data,
+            reg_data=args.reg_data,
+            model=args.model,
+            output=args.output,
+            overlays=[*overlays, *args.overlay],
+            overrides=overrides,
+            options_label="command-line options",
+        )
+
+    built = build(args.overrides)
+    if args.output and built.job.training.logging_dir and not _sets(args, "training.logging_dir"):
+        # the preset's TensorBoard folder sits in its own output folder: follow --output there
+        logs = json.dumps(str(Path(args.output) / "logs"))
+        built = build([*args.overrides, f"training.logging_dir={logs}"])
     if built.data_problems:
         print_problems(list(built.data_problems))
     job = absolute_job(built.job, cwd)
@@ -260,11 +274,24 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
         else:
             hint("--dry-run: nothing was trained")
         return 0
-    require_no_problems(path_problems + _dataset_errors(job), f"preset '{name}'")
-    from .train import train_job
+    broken = _dataset_errors(job, args.data, args.reg_data)
+    require_no_problems(path_problems + broken, f"preset '{name}'")
+    announce = f"starting training: {job.display_name}, output in {job.training.output_dir}"
+    from .train import start_and_wait, train_job
 
-    ok(f"starting training: {job.display_name}, output in {job.training.output_dir}")
-    return train_job(job, install=install, runs=Path(args.runs))
+    if args.smoke:
+        from ._smoke import smoke_then_train
+
+        return smoke_then_train(
+            job, start_and_wait=start_and_wait, train_job=train_job, install=install,
+            runs=Path(args.runs), then_train=args.then_train, announce=announce,
+        )  # fmt: skip
+    return train_job(job, install=install, runs=Path(args.runs), announce=announce)
+
+
+def _sets(args: argparse.Namespace, key: str) -> bool:
+    """Whether a --set option sets ``key``."""
+    return any(o.partition("=")[0].strip() == key for o in args.overrides)
 
 
 def _section(title: str, text: str) -> None:
@@ -275,15 +302,32 @@ def _section(title: str, text: str) -> None:
     out.print(text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
 
 
-def _dataset_errors(job: object) -> list[Problem]:
-    """What the step plan finds that would make sd-scripts train nothing (no images, unreadable
-    files): refused before a launch, as ``validate`` reports it."""
+# The image files `dataset inspect` finds sd-scripts stops on that the step plan (which reads only
+# the headers) cannot see: a JPEG cut short loads its size, then fails on its pixels.
+_BROKEN_IMAGES = {"unreadable_file", "empty_file", "corrupt_image", "truncated_image"}
+
+
+def _dataset_errors(job: object, data: str, reg_data: str | None = None) -> list[Problem]:
+    """What would make sd-scripts stop on the data: the step plan's errors (no images, unreadable
+    files), as ``validate`` reports them, and the broken image files the dataset scan finds in
+    ``data`` (a truncated JPEG); refused before a launch, each naming its file."""
     from ...datasets.plan import plan_job
+    from ...datasets.report import inspect_dataset
 
     try:
-        return plan_job(job).errors  # type: ignore[arg-type]
+        errors = plan_job(job).errors  # type: ignore[arg-type]
     except Exception:  # the plan printed above already said why it could not be made
-        return []
+        errors = []
+    try:
+        report = inspect_dataset(data, reg_data)
+    except Exception:  # the plan (or the launch) reports a folder it cannot read
+        return errors
+    named = {p.path for p in errors}
+    return errors + [
+        f
+        for f in report.findings
+        if f.code in _BROKEN_IMAGES and f.severity == "error" and f.path not in named
+    ]
 
 
 def _print_plan(job: object) -> None:
@@ -299,4 +343,10 @@ def _print_plan(job: object) -> None:
     except Exception as exc:
         console().print(f"[dim](no step plan: {exc})[/dim]")
         return
-    console().print(render_plan_text(plan))
+    console().print(render_plan_text(plan), markup=False, highlight=False)
+    if plan.warnings:  # what "(not exact: see the warnings)" refers to
+        import sys
+
+        from ...ui.messages import print_problems
+
+        print_problems(list(plan.warnings), file=sys.stdout)

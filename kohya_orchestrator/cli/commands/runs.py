@@ -1,10 +1,13 @@
-"""`runs list|show|pictures|compare`: read run directories back, including runs that crashed."""
+"""`runs list|show|pictures|compare|pick`: read run directories back, including runs that crashed."""
 
 from __future__ import annotations
 
 import argparse
 
 from .._common import RAW
+from ._runs_page import PAGE_EXAMPLES, open_page, write_page
+from ._runs_pick import PICK_EXAMPLES, add_pick_arguments, pick
+from ._runs_rerun import RERUN_EXAMPLES, add_rerun_arguments, rerun
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,7 +26,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "outputs per epoch (checkpoint, step, loss, sample images). Works on runs that crashed "
         "or are still running. 'pictures' writes a contact sheet of the samples (prompts x "
         "epochs) and a loss curve into the run folder; 'compare' puts runs (or LoRA files) side "
-        "by side. The lowest loss is not the best epoch: judge the samples by eye.",
+        "by side; 'pick' publishes one epoch's file (a copy with publish metadata, a model card "
+        "and its samples); 'open' opens the run page (index.html) in a browser, 'page' rewrites it; "
+        "'rerun' trains the run's job again into a new run directory. "
+        "The lowest loss is not the best epoch: judge the samples by eye.",
         epilog="examples:\n"
         "  python -m kohya_orchestrator runs list\n"
         "  python -m kohya_orchestrator runs show runs/20261124-221500-oilpaint\n"
@@ -31,12 +37,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "  python -m kohya_orchestrator runs show latest --sheet --loss-curve\n"
         "  python -m kohya_orchestrator runs pictures latest\n"
         "  python -m kohya_orchestrator runs compare runs/*-ia3 runs/*-loha runs/*-lokr\n"
-        "\nnext: python -m kohya_orchestrator lora inspect out/my_style.safetensors"
+        + PICK_EXAMPLES
+        + PAGE_EXAMPLES
+        + RERUN_EXAMPLES
+        + "\nnext: python -m kohya_orchestrator lora inspect out/my_style.safetensors"
         "   # a checkpoint's metadata",
         formatter_class=RAW,
     )
     parser.add_argument(
-        "action", choices=("list", "show", "pictures", "compare"), help="what to do"
+        "action",
+        choices=("list", "show", "pictures", "compare", "pick", "open", "page", "rerun"),
+        help="what to do",
     )
     parser.add_argument(
         "run",
@@ -50,6 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--sheet", action="store_true", help="show: also write contact_sheet.png (samples)"
     )
     parser.add_argument("--loss-curve", action="store_true", help="show: also write loss_curve.png")
+    add_pick_arguments(parser)
+    add_rerun_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -67,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.action == "pictures":
         return _pictures(args)
+    if args.action in ("open", "page"):
+        rd = resolve_run(args.runs, args.run[0] if args.run else None)
+        return open_page(rd) if args.action == "open" else write_page(rd)
+    if args.action == "pick":
+        return pick(args, resolve_run(args.runs, args.run[0] if args.run else None))
+    if args.action == "rerun":
+        return rerun(args, resolve_run(args.runs, args.run[0] if args.run else None))
     return _show(args)
 
 
@@ -127,6 +147,8 @@ def _show(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from rich.markup import escape as markup_escape
+
     from ...events import plan_line, read_events, summarize
     from ...launch.rundir import RunDir
     from ...outputs.collect import run_outputs
@@ -145,16 +167,22 @@ def _show(args: argparse.Namespace) -> int:
         info["pictures"] = [str(p) for p in written]
         sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
         return 0
+    from ...outputs.smoke import format_duration
+
     out = console()
     out.rule(f"run {rd.run_id}")
+    duration = info["duration_s"]
     out.print(
         f"status: [bold]{info['status']}[/bold]  rc: {info['returncode']}  "
-        f"duration: {info['duration_s']}"
+        f"duration: {'?' if duration is None else format_duration(duration)}"
     )
     if info["reason"]:
         out.print(f"reason: {info['reason']}")
     if summary.plan is not None:
         out.print(f"plan: {plan_line(summary.plan)}")
+    for notice in (summary.plan_mismatch, *summary.suspect_samples):  # the run's own checks
+        if notice is not None:
+            out.print(f"[yellow]warning[/yellow]: {markup_escape(notice.message)}", soft_wrap=True)
     if info["last_step"]:
         s = info["last_step"]
         out.print(
@@ -281,7 +309,15 @@ def _pictures(args: argparse.Namespace) -> int:
         ok(f"wrote {path}")
     if (both or args.sheet) and not outputs.samples:
         console().print("[dim]no sample images in this run: no contact sheet[/dim]")
-        hint("add [sampling] prompts and sample_every_n_epochs to the job")
+        if not any(outputs.prompts):
+            hint("add [sampling] prompts and sample_every_n_epochs to the job")
+        elif outputs.status in ("running", "starting", "pending"):
+            hint("the job samples, but this run has drawn none yet: run this again later")
+        else:  # the job has prompts: the run ended before its first sampling round
+            hint(
+                f"the job samples, but this run ended ({outputs.status or 'status unknown'}) "
+                "before its first sampling round"
+            )
     return 0
 
 
@@ -317,9 +353,10 @@ def _compare(args: argparse.Namespace) -> int:
     # one column per run (comparisons are of a few runs; fields as rows fit a terminal)
     table = Table(box=None, header_style="bold")
     table.add_column("")
-    for r in result.rows:
-        table.add_column(escape(r.name), overflow="fold")
+    for r in result.rows:  # runs of one job share its name: head them by run id
+        table.add_column(escape(r.label), overflow="fold")
     fields: list[tuple[str, list[str]]] = [
+        ("job", [escape(r.name) if r.run_id else "" for r in result.rows]),
         ("status", [r.status or "" for r in result.rows]),
         ("algo", [r.algo or "?" for r in result.rows]),
         ("dim/alpha", [_dim_alpha(r.network_dim, r.network_alpha) for r in result.rows]),

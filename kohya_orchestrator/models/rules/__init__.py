@@ -13,6 +13,7 @@ from __future__ import annotations
 from ...errors import Problem
 from ..arguments import Arguments
 from .base import JobView, Rule
+from .clients import warn_clients
 from .dataset import check_buckets, check_dataset_shape, warn_dataset
 from .extra_args import check_extra_args
 from .family import check_family
@@ -51,6 +52,7 @@ __all__ = [
     "job_warnings",
     "warn_adaptive",
     "warn_cadence",
+    "warn_clients",
     "warn_dataset",
     "warn_lr_weights",
     "warn_model",
@@ -75,6 +77,7 @@ _CHECKS: tuple[Rule, ...] = (
 _WARNINGS: tuple[Rule, ...] = (
     warn_adaptive,
     warn_network,
+    warn_clients,
     warn_lr_weights,
     warn_model,
     warn_cadence,
