@@ -164,6 +164,8 @@ EXPECTED_FAILURES: dict[str, tuple[int, str]] = {
     "--tags 'style,oil painting'": (2, NEEDS_RUN),
     f'{PY} runs pick latest --epoch 4 --author "Zeng Xin" --license CreativeML-OpenRAIL-M '
     '--tags "style, oil painting"': (2, NEEDS_RUN),
+    f"{PY} lora export-diff out/my_ia3.safetensors "
+    "--base ~/models/v1-5-pruned-emaonly.safetensors": (2, NEEDS_LORA),
     f"{PY} lora inspect out/oilpaint/published/oilpaint-000004/oilpaint-000004.safetensors": (
         2,
         NEEDS_LORA,

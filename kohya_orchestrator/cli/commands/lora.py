@@ -5,6 +5,8 @@ from __future__ import annotations
 # Only argparse at import time (`--help` must stay fast); the rest is imported in run().
 import argparse
 
+from ._lora_export import add_export_arguments, run_export
+
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
 if TYPE_CHECKING:
     from ...outputs.lora import LoraInfo
@@ -27,6 +29,7 @@ examples:
   python -m kohya_orchestrator lora inspect out/my_style.safetensors
   python -m kohya_orchestrator lora inspect out/my_style-000004.safetensors --tags 20
   python -m kohya_orchestrator lora inspect out/my_style.safetensors --json | jq .algo
+  python -m kohya_orchestrator lora export-diff out/my_ia3.safetensors --base ~/models/v1-5-pruned-emaonly.safetensors
 
 next: python -m kohya_orchestrator runs compare runs/*-ia3 runs/*-loha   # several runs side by side
 """
@@ -46,8 +49,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    parser.add_argument("action", choices=("inspect",), help="inspect")
+    parser.add_argument(
+        "action",
+        choices=("inspect", "export-diff"),
+        help="inspect; export-diff: an IA3 file as exact weight differences for one base model "
+        "(ComfyUI and Forge do not load IA3)",
+    )
     parser.add_argument("file", metavar="FILE", help="a .safetensors LoRA file")
+    add_export_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print everything as JSON")
     parser.add_argument(
         "--tags", type=int, default=10, metavar="N", help="how many top tags to show (default 10)"
@@ -57,9 +66,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Inspect one file."""
+    """Inspect one file, or export an IA3 file's differences."""
     import sys
     from pathlib import Path
+
+    if args.action == "export-diff":
+        return run_export(args)
 
     from ...outputs.lora import inspect_lora
 
