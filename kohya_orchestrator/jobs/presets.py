@@ -459,6 +459,15 @@ def preset_job(
     if overrides:
         user.append(Layer("--set", parse_set_overrides(overrides), cwd))
     result = compose_preset(name, overlays=overlays, layers=user, num_processes=num_processes)
+    said = [dict(layer.data).get("training", {}) for layer in user[1 if options else 0 :]]
+    if output is not None and result.job.training.logging_dir:
+        if not any(isinstance(t, dict) and "logging_dir" in t for t in said):
+            # the preset's TensorBoard folder sits in its own output folder: follow `output`
+            options["training"]["logging_dir"] = str(Path(output) / "logs")
+            user[0] = Layer(options_label, options, cwd)
+            result = compose_preset(
+                name, overlays=overlays, layers=user, num_processes=num_processes
+            )
     return PresetJob(
         job=result.job,
         layers=result.layers,

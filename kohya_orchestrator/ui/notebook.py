@@ -31,10 +31,12 @@ from ..events import (
     EpochStarted,
     Event,
     PhaseChanged,
+    PlanMismatch,
     ProgressBar,
     RunFinished,
     RunStatus,
     SampleImageSaved,
+    SampleSuspect,
     StepProgress,
     TrainingPlan,
 )
@@ -178,6 +180,8 @@ class NotebookProgressSink:
             self._add("ok", f"✓ checkpoint {event.path}")
         elif isinstance(event, SampleImageSaved):
             self._add("ok", f"✓ sample {event.path}")
+        elif isinstance(event, (PlanMismatch, SampleSuspect)):  # the run's own checks
+            self._add("warn", f"⚠ {event.message}")
         elif isinstance(event, ChildWarning):
             first = event.message.strip().splitlines()[0] if event.message.strip() else ""
             if len(first) > _WARNING_CHARS:

@@ -121,3 +121,21 @@ def test_a_jpeg_cut_short_stops_the_preset_before_launching(
     assert "(not exact" not in captured.out  # the plan, reading headers, cannot see it
     assert f"⨯ {cut}: JPEG ends without its end-of-image marker (cut short)" in captured.err
     assert "starting training" not in captured.out + captured.err
+
+
+def test_preset_job_output_moves_the_logs_too(
+    tmp_path: Path, paintings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notebook API (``preset_job(output=...)``) does what ``preset --output`` does."""
+    from kohya_orchestrator.jobs.presets import preset_job
+
+    monkeypatch.chdir(tmp_path)
+    job = preset_job("oilpaint", data=paintings, output="elsewhere").job
+    assert job.training.output_dir == str(tmp_path / "elsewhere")
+    assert job.training.logging_dir == str(tmp_path / "elsewhere" / "logs")
+    kept = preset_job(
+        "oilpaint", data=paintings, output="elsewhere", overrides=['training.logging_dir="tb"']
+    ).job
+    assert kept.training.logging_dir == str(tmp_path / "tb")
+    plain = preset_job("oilpaint", data=paintings).job
+    assert plain.training.logging_dir == "output/logs"  # the preset's own, unmoved

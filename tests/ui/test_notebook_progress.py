@@ -432,3 +432,27 @@ def test_a_run_that_never_started_says_so() -> None:
     )
     assert display.bar == "failed in 0:00:00: the trainer could not be started"
     assert "width:0.0%" in display.bar_html
+
+
+def test_the_runs_own_checks_show_as_warnings() -> None:
+    """A plan that sd-scripts contradicts and an all-black sample (outputs/watch.py's events)."""
+    from kohya_orchestrator.events import PlanMismatch, SampleSuspect
+
+    sink, display, _ = _sink()
+    sink.handle(
+        PlanMismatch(seq=0, differences=[], message="total steps: predicted 8, sd-scripts 10")
+    )
+    sink.handle(
+        SampleSuspect(
+            seq=1,
+            path="out/sample/x_e000002_00.png",
+            problem="black",
+            epoch=2,
+            message="epoch 2 sample of 'a red circle' is all black",
+        )
+    )
+    sink.close()
+    assert display.messages.splitlines() == [
+        "⚠ total steps: predicted 8, sd-scripts 10",
+        "⚠ epoch 2 sample of 'a red circle' is all black",
+    ]

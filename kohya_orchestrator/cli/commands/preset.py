@@ -172,7 +172,6 @@ def _copy(name: str, dest: str, *, force: bool) -> int:
 
 
 def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from ...datasets.demo import ensure_demo_dataset
@@ -214,11 +213,7 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
             options_label="command-line options",
         )
 
-    built = build(args.overrides)
-    if args.output and built.job.training.logging_dir and not _sets(args, "training.logging_dir"):
-        # the preset's TensorBoard folder sits in its own output folder: follow --output there
-        logs = json.dumps(str(Path(args.output) / "logs"))
-        built = build([*args.overrides, f"training.logging_dir={logs}"])
+    built = build(args.overrides)  # with --output, the preset's logging_dir follows it
     if built.data_problems:
         print_problems(list(built.data_problems))
     job = absolute_job(built.job, cwd)
@@ -287,11 +282,6 @@ def _resolve_and_maybe_train(args: argparse.Namespace) -> int:
             runs=Path(args.runs), then_train=args.then_train, announce=announce,
         )  # fmt: skip
     return train_job(job, install=install, runs=Path(args.runs), announce=announce)
-
-
-def _sets(args: argparse.Namespace, key: str) -> bool:
-    """Whether a --set option sets ``key``."""
-    return any(o.partition("=")[0].strip() == key for o in args.overrides)
 
 
 def _section(title: str, text: str) -> None:
