@@ -136,8 +136,10 @@ def _assert_run(
         got = json.loads(meta["ss_network_args"]) if "ss_network_args" in meta else {}
         got.pop("dropout", None)  # sd-scripts adds it for LyCORIS
         if "preset" in args and args["preset"].startswith(SHIPPED_PRESET_PREFIX):
-            assert Path(got["preset"]).parent == run_dir  # the copy in the run directory
-            assert Path(got.pop("preset")).name == f"lycoris-{args['preset'].split(':')[1]}.toml"
+            # the copy in the run directory, the trainer's working directory, named by its file
+            # name: no user path in the metadata that travels with a published file
+            assert (run_dir / got["preset"]).is_file()
+            assert got.pop("preset") == f"lycoris-{args['preset'].split(':')[1]}.toml"
             args = {k: v for k, v in args.items() if k != "preset"}
         assert got == args
     assert meta["ss_steps"] == str(steps)
