@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -124,7 +125,14 @@ def _assert_run(
     expected_files = [f"{name}-{i:06d}.safetensors" for i in range(1, epochs)]
     assert saved == [*expected_files, f"{name}.safetensors"]
     assert events[-1].kind == "run_finished" and events[-1].status == RunStatus.SUCCEEDED
-    assert [e for e in events if e.kind == "child_warning" and e.source == "output"] == []
+    # nothing from the output check but the client table's line (models/clients.py: IA3,
+    # Diag-OFT, ... do not load in every client; tested in tests/models/test_clients.py)
+    clients = re.compile(r"^output check: .+ files: ComfyUI ")
+    assert [
+        e
+        for e in events
+        if e.kind == "child_warning" and e.source == "output" and not clients.match(e.message)
+    ] == []
     check = json.loads((run_dir / "output_check.json").read_text())
     assert check["ok"] is True and len(check["files"]) == len(saved), check
     meta: dict[str, str] = {}

@@ -88,4 +88,7 @@ def test_two_real_trainings_as_a_slurm_array(
         assert (tmp_path / "out" / f"{job.name}.safetensors").stat().st_size > 10_000
         assert queue.attempts(job.id)[-1].returncode == 0
         assert job.runner_host == on_cluster.node
+    deadline = time.monotonic() + 60  # SLURM lists a finished task until its epilog is done
+    while on_cluster.states() and time.monotonic() < deadline:
+        time.sleep(1)
     assert on_cluster.states() == {}

@@ -70,8 +70,9 @@ def test_bad_values_are_refused() -> None:
 def test_a_local_product_is_mounted_and_installed_from_there() -> None:
     task = _oilpaint_task(product=str(REPO), gpus=None)
     assert task["resources"] == {}
-    assert task["file_mounts"]["~/kohya-job/product/main"] == str(REPO)  # type: ignore[index]
-    assert 'pip install -q "$HOME"/kohya-job/product/main' in str(task["setup"])
+    mount = f"~/kohya-job/product/{REPO.name}"  # the checkout's own folder name
+    assert task["file_mounts"][mount] == str(REPO)  # type: ignore[index]
+    assert f'pip install -q "$HOME"/kohya-job/product/{REPO.name}' in str(task["setup"])
 
 
 def test_the_oilpaint_task_loads_with_skypilots_own_loader(tmp_path: Path) -> None:
