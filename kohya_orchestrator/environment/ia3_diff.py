@@ -67,7 +67,7 @@ for key in sorted(state):
         diff = weight * scale.view(1, -1, *rest)
     else:
         diff = weight * scale.view(-1, 1, *rest)
-    out[name + ".diff"] = diff.to(module.weight.dtype).contiguous()
+    out[name + ".diff"] = diff.to(torch.float16).contiguous()  # as LoRA files ship
 if out and not missing:
     save_file(out, out_path, metadata=json.loads(meta))
 size = sum(t.numel() * t.element_size() for t in out.values())
