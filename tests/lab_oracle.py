@@ -55,3 +55,40 @@ def collect_examples(strategy: Any, count: int) -> list[Any]:
 
     collect()
     return out
+
+
+SCHEMA_ORACLE = Path(__file__).resolve().parent / "e2e" / "_sd_schema_oracle.py"
+
+
+def render_case(job: Any, folder: Path, name: str | None = None) -> tuple[dict[str, str], Any]:
+    """Write ``job``'s config.toml and dataset.toml into ``folder`` (made here): one case of
+    tests/e2e/_sd_schema_oracle.py, and the render paths used."""
+    from kohya_orchestrator.render.toml import (
+        RenderPaths,
+        render_dataset_toml,
+        render_training_toml,
+    )
+
+    folder.mkdir(parents=True)
+    paths = RenderPaths(dataset_config=str(folder / "dataset.toml"))
+    (folder / "config.toml").write_text(render_training_toml(job, paths), encoding="utf-8")
+    (folder / "dataset.toml").write_text(render_dataset_toml(job), encoding="utf-8")
+    case = {
+        "script": job.model.script,
+        "config": str(folder / "config.toml"),
+        "dataset": str(folder / "dataset.toml"),
+    }
+    return ({"name": name, **case} if name is not None else case), paths
+
+
+def run_schema_oracle(
+    lab: Path, cases: list[dict[str, str]], folder: Path, timeout_s: float = 900
+) -> list[dict[str, Any]]:
+    """What sd-scripts' own readers make of every case, in one subprocess of the lab's Python."""
+    manifest = folder / "cases.json"
+    manifest.write_text(json.dumps(cases), encoding="utf-8")
+    results: list[dict[str, Any]] = run_lab_oracle(
+        lab, SCHEMA_ORACLE, manifest, timeout_s=timeout_s
+    )
+    assert len(results) == len(cases)
+    return results

@@ -9,18 +9,15 @@ dataset blueprint in the lab (one subprocess for all): no key ignored, nothing r
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
-from lab_oracle import run_lab_oracle
+from lab_oracle import render_case, run_schema_oracle
 
 from kohya_orchestrator.jobs.import_gui import import_gui_preset
-from kohya_orchestrator.render.toml import RenderPaths, render_dataset_toml, render_training_toml
 
 pytestmark = pytest.mark.e2e
-ORACLE = Path(__file__).with_name("_sd_schema_oracle.py")
 
 
 def _presets(lab: Path) -> list[Path]:
@@ -40,25 +37,11 @@ def test_every_shipped_gui_preset_converts_and_sd_scripts_reads_it(
 ) -> None:
     presets = _presets(e2e_lab)
     assert len(presets) >= 31, [p.name for p in presets]
-    cases = []
-    for i, preset in enumerate(presets):
-        job = import_gui_preset(preset).job  # raises ConfigError, naming the file, on failure
-        folder = tmp_path / f"{i:02d}"
-        folder.mkdir()
-        paths = RenderPaths(dataset_config=str(folder / "dataset.toml"))
-        (folder / "config.toml").write_text(render_training_toml(job, paths), encoding="utf-8")
-        (folder / "dataset.toml").write_text(render_dataset_toml(job), encoding="utf-8")
-        cases.append(
-            {
-                "name": preset.name,
-                "script": job.model.script,
-                "config": str(folder / "config.toml"),
-                "dataset": str(folder / "dataset.toml"),
-            }
-        )
-    manifest = tmp_path / "cases.json"
-    manifest.write_text(json.dumps(cases), encoding="utf-8")
-    results = run_lab_oracle(e2e_lab, ORACLE, manifest, timeout_s=900)
+    cases = [
+        render_case(import_gui_preset(p).job, tmp_path / f"{i:02d}", name=p.name)[0]
+        for i, p in enumerate(presets)  # import raises ConfigError, naming the file, on failure
+    ]
+    results = run_schema_oracle(e2e_lab, cases, tmp_path)
     for case, got in zip(cases, results, strict=True):
         assert "error" not in got, (case["name"], got.get("error"))
         assert got["ignored"] == [], (case["name"], got["ignored"])

@@ -18,16 +18,14 @@ from typing import Any
 
 import pytest
 from import_samples import COLAB_DATASET, COLAB_TRAINING, EASY, GUI_SAVED, WINDOWS_CONFIG
-from lab_oracle import run_lab_oracle
+from lab_oracle import render_case, run_schema_oracle
 
 from kohya_orchestrator.jobs.checks import check_paths
 from kohya_orchestrator.jobs.import_any import import_config
 from kohya_orchestrator.jobs.import_paths import LocalPaths
 from kohya_orchestrator.render._writer import dumps
-from kohya_orchestrator.render.toml import RenderPaths, render_dataset_toml, render_training_toml
 
 pytestmark = pytest.mark.e2e
-ORACLE = Path(__file__).with_name("_sd_schema_oracle.py")
 
 
 def _write(path: Path, data: dict[str, Any]) -> Path:
@@ -63,22 +61,8 @@ def test_imported_configs_of_every_format_are_read_by_sd_scripts(
             overrides["model"]["vae"] = str(e2e_lab / "models" / "sd15-random-diffusers" / "vae")
         job = import_config(path, local=local, overrides=overrides).job
         assert [p.path for p in check_paths(job)] == [], name
-        folder = tmp_path / "rendered" / name
-        folder.mkdir(parents=True)
-        paths = RenderPaths(dataset_config=str(folder / "dataset.toml"))
-        (folder / "config.toml").write_text(render_training_toml(job, paths), encoding="utf-8")
-        (folder / "dataset.toml").write_text(render_dataset_toml(job), encoding="utf-8")
-        cases.append(
-            {
-                "name": name,
-                "script": job.model.script,
-                "config": str(folder / "config.toml"),
-                "dataset": str(folder / "dataset.toml"),
-            }
-        )
-    manifest = tmp_path / "cases.json"
-    manifest.write_text(json.dumps(cases), encoding="utf-8")
-    results = run_lab_oracle(e2e_lab, ORACLE, manifest, timeout_s=600)
+        cases.append(render_case(job, tmp_path / "rendered" / name, name=name)[0])
+    results = run_schema_oracle(e2e_lab, cases, tmp_path, timeout_s=600)
     for case, got in zip(cases, results, strict=True):
         assert "error" not in got, (case["name"], got.get("error"))
         assert got["ignored"] == [], (case["name"], got["ignored"])

@@ -16,7 +16,6 @@ thousands (tests/conftest.py registers it); the default draws a few hundred.
 
 from __future__ import annotations
 
-import json
 import random
 import types
 import typing
@@ -28,7 +27,7 @@ import annotated_types
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from lab_oracle import collect_examples, run_lab_oracle
+from lab_oracle import collect_examples, render_case, run_schema_oracle
 from pydantic.fields import FieldInfo
 
 from kohya_orchestrator.errors import ConfigError
@@ -42,13 +41,10 @@ from kohya_orchestrator.render.toml import (
     RenderPaths,
     network_args,
     optimizer_args,
-    render_dataset_toml,
-    render_training_toml,
     training_config_dict,
 )
 
 pytestmark = pytest.mark.e2e
-ORACLE = Path(__file__).with_name("_sd_schema_oracle.py")
 EXAMPLES = max(300, settings.default.max_examples)
 
 # Fields whose values are paths, names or free text: fixed by the base job, not drawn.
@@ -262,25 +258,12 @@ def test_random_jobs_mean_to_sd_scripts_what_they_say(e2e_lab: Path, tmp_path: P
                 assert p.path and p.message, (data, p)  # where and why, never a traceback
                 reasons[p.path.split("[")[0]] += 1
             continue
-        folder = tmp_path / f"{i:04d}"
-        folder.mkdir()
-        paths = RenderPaths(dataset_config=str(folder / "dataset.toml"))
-        (folder / "config.toml").write_text(render_training_toml(job, paths), encoding="utf-8")
-        (folder / "dataset.toml").write_text(render_dataset_toml(job), encoding="utf-8")
-        cases.append(
-            {
-                "script": job.model.script,
-                "config": str(folder / "config.toml"),
-                "dataset": str(folder / "dataset.toml"),
-            }
-        )
+        case, paths = render_case(job, tmp_path / f"{i:04d}")
+        cases.append(case)
         accepted.append((data, job, paths))
     refused = len(examples) - len(accepted)
     assert len(accepted) >= 0.2 * len(examples) and refused >= 20, (len(accepted), reasons)
-    manifest = tmp_path / "cases.json"
-    manifest.write_text(json.dumps(cases), encoding="utf-8")
-    results = run_lab_oracle(e2e_lab, ORACLE, manifest, timeout_s=1200)
-    assert len(results) == len(accepted)
+    results = run_schema_oracle(e2e_lab, cases, tmp_path, timeout_s=1200)
     verify_refused: Counter[str] = Counter()
     for (data, job, paths), got in zip(accepted, results, strict=True):
         assert "error" not in got, (data, got.get("error"))
