@@ -29,10 +29,6 @@ from ..models.family import FAMILIES
 from ..models.model import DATA_PLACEHOLDER, OUTPUT_PLACEHOLDER
 from ..models.sd_args import known_args
 from .gui_fields import (
-    EXTRA_FIELDS,
-    GUI_ONLY_FIELDS,
-    SIMPLE_FIELDS,
-    SPECIAL_FIELDS,
     as_text,
     loads_json_lenient,
 )
@@ -196,7 +192,6 @@ def import_config(
     doc, notes = _read(config_path)
     if _GUI_MARKERS & set(doc):
         fmt = "kohya_ss GUI config"
-        known = set(SIMPLE_FIELDS) | set(EXTRA_FIELDS) | SPECIAL_FIELDS | GUI_ONLY_FIELDS
         try:
             data, problems = _from_gui(dict(doc), arguments, local)
         except ConfigError as exc:
@@ -231,8 +226,6 @@ def import_config(
         problems += more
         if isinstance(flat.get("output_name"), str) and flat["output_name"]:
             data = {"name": flat["output_name"], **data}
-    if not known & set(doc) and fmt == "kohya_ss GUI config":
-        raise _not_kohya(config_path, list(doc))
     problems = notes + problems
     _complete(data, local, problems)
     errors = [p for p in problems if p.severity == "error"]
