@@ -9,8 +9,12 @@ ended, so ``queue list`` on the login node shows running, succeeded, failed or c
 SLURM ends a task (``scancel``, the time limit, preemption) with SIGTERM, then SIGKILL after
 ``KillWait`` seconds: the task stops its training within that window and records the job as
 canceled, saying SLURM stopped it. ``queue cancel`` of a job in SLURM's hands cancels it in the
-queue and ``scancel``s its array task. A task killed outright (SIGKILL, a node lost) leaves a
-running job whose runner is gone: the queue marks it interrupted, as for a local runner.
+queue and ``scancel``s its array task. A task killed outright (SIGKILL with no SIGTERM first,
+``KillWait`` over, a node lost, the OOM killer) records nothing and leaves a running job whose
+runner is gone: ``queue list`` (:func:`reconcile_slurm`) then asks SLURM how the task ended
+(``scontrol``, else ``sacct``) and records that (:func:`slurm_outcome`: canceled, preempted,
+node failed, out of memory, ...); when SLURM no longer knows, the job stays as it is (running
+with its runner gone, or interrupted), as for a local runner.
 
 ::
 
@@ -28,16 +32,27 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..launch.rundir import RunDir
-from ..launch.slurm import SlurmError, on_terminate, sbatch, scancel, squeue_states
+from ..launch.slurm import (
+    SlurmError,
+    SlurmTaskState,
+    on_terminate,
+    sbatch,
+    scancel,
+    squeue_states,
+    task_end,
+)
 from .records import JobStatus, QueueJob
+from .recovery import close_interrupted_run, stop_leftover_trainer
 from .store import JobQueue
 
 __all__ = [
     "SLURM_STOPPED",
     "cancel_jobs",
     "reconcile_slurm",
+    "record_slurm_ends",
     "run_slurm_task",
     "slurm_ids",
+    "slurm_outcome",
     "submit_array",
 ]
 
@@ -129,13 +144,24 @@ def cancel_jobs(
 
 
 def reconcile_slurm(
-    queue: JobQueue, *, states: Callable[[str], dict[str, str]] = squeue_states
+    queue: JobQueue,
+    *,
+    states: Callable[[str], dict[str, str]] = squeue_states,
+    ask: Callable[[str], SlurmTaskState | None] | None = None,
 ) -> list[QueueJob]:
-    """Submitted jobs that SLURM no longer knows and that never started are canceled.
+    """What ``queue list`` does first: bring the queue in line with what SLURM says.
 
-    (Someone ran ``scancel`` on a pending task, or SLURM dropped it.) Returns the jobs changed;
-    nothing when SLURM cannot be asked.
+    Submitted jobs that SLURM no longer knows and that never started are canceled (someone ran
+    ``scancel`` on a pending task, or SLURM dropped it); tasks killed outright are recorded by
+    how SLURM ended them (:func:`record_slurm_ends`). Returns the jobs changed; nothing when
+    SLURM cannot be asked.
     """
+    return [*_dropped_before_start(queue, states), *record_slurm_ends(queue, ask=ask)]
+
+
+def _dropped_before_start(
+    queue: JobQueue, states: Callable[[str], dict[str, str]]
+) -> list[QueueJob]:
     known = slurm_ids(queue)
     waiting = [j for j in queue.jobs(ids=set(known)) if j.status == JobStatus.EXPORTED]
     arrays = sorted({known[j.id].split("_")[0] for j in waiting})
@@ -158,6 +184,127 @@ def reconcile_slurm(
         if cur.rowcount == 1:
             changed.append(queue.get(job.id))
     return changed
+
+
+#: The start of the reason ``JobQueue.recover`` gives a job whose runner is gone.
+_RECOVERED = "interrupted: its queue runner"
+#: Seconds of clock difference tolerated between SLURM's controller and the task's node.
+_SKEW_S = 5.0
+
+
+def slurm_outcome(
+    found: SlurmTaskState, slurm_id: str, *, by_user: bool = False
+) -> tuple[JobStatus, str] | None:
+    """The status and reason a job gets from how SLURM ended its task; None while it is not over.
+
+    Args:
+        found: What SLURM says of the task.
+        slurm_id: ``<array job>_<task>``, for the reason.
+        by_user: ``queue cancel`` had asked the job to stop.
+    """
+    state = found.state
+    if not found.ended:
+        return None
+    if state == "CANCELLED":
+        return JobStatus.CANCELED, (
+            "canceled by the user" if by_user else f"SLURM canceled {slurm_id} (scancel)"
+        )
+    if state in ("TIMEOUT", "DEADLINE"):
+        return JobStatus.CANCELED, f"SLURM's time limit ended {slurm_id} ({state})"
+    if state == "PREEMPTED":
+        return JobStatus.INTERRUPTED, (
+            f"preempted by SLURM ({slurm_id}): 'queue retry --resume' continues it"
+        )
+    if state in ("NODE_FAIL", "BOOT_FAIL"):
+        return JobStatus.INTERRUPTED, f"node failed: SLURM ended {slurm_id} as {state}"
+    if state == "OUT_OF_MEMORY":
+        return JobStatus.FAILED, f"out of host memory (SLURM OUT_OF_MEMORY, {slurm_id})"
+    code = f" (exit code {found.exit_code}" if found.exit_code else ""
+    if code and found.signal_name:
+        code += f": killed by {found.signal_name}"
+    code += ")" if code else ""
+    return JobStatus.INTERRUPTED, (
+        f"SLURM ended {slurm_id} as {state}{code} while the queue still had it running"
+    )
+
+
+def record_slurm_ends(
+    queue: JobQueue, *, ask: Callable[[str], SlurmTaskState | None] | None = None
+) -> list[QueueJob]:
+    """Record how SLURM ended the tasks that were killed outright (and so recorded nothing).
+
+    Looks at the jobs submitted to SLURM that are ``running`` with their runner gone, or
+    ``interrupted`` by :meth:`~kohya_orchestrator.queue.JobQueue.recover` (its generic reason),
+    asks SLURM (``ask``, by default :func:`~kohya_orchestrator.launch.slurm.task_end`) and
+    gives the job and its last attempt the status and reason of :func:`slurm_outcome`. A run
+    directory left open is closed, and its ``slurm.txt`` says why. Left as they are (and asked
+    again next time): tasks SLURM says are not over, that SLURM no longer knows, or whose SLURM
+    task ended before the job's last attempt began (an older submission; the attempt ran
+    elsewhere).
+
+    Returns:
+        The jobs changed.
+    """
+    ask = ask or task_end
+    known = slurm_ids(queue)
+    changed: list[QueueJob] = []
+    for job in queue.jobs(ids=set(known)):
+        if job.status == JobStatus.RUNNING:
+            if queue.runner_alive(job):
+                continue
+        elif job.status != JobStatus.INTERRUPTED or not (job.reason or "").startswith(_RECOVERED):
+            continue
+        found = ask(known[job.id])
+        attempts = queue.attempts(job.id)
+        if found is None or not attempts:
+            continue
+        started = attempts[-1].started_at
+        if (found.end is not None and found.end < started - _SKEW_S) or (
+            found.start is not None and found.start > started + _SKEW_S
+        ):
+            continue  # not the task that ran this attempt
+        outcome = slurm_outcome(found, known[job.id], by_user=queue.cancel_requested(job.id))
+        if outcome is None:
+            continue
+        if _apply(queue, job, attempts[-1].n, outcome, found):
+            changed.append(queue.get(job.id))
+    return changed
+
+
+def _apply(
+    queue: JobQueue,
+    job: QueueJob,
+    attempt: int,
+    outcome: tuple[JobStatus, str],
+    found: SlurmTaskState,
+) -> bool:
+    status, reason = outcome
+    if job.status == JobStatus.RUNNING:
+        stop_leftover_trainer(job)  # SLURM kills the task's processes; this is for safety
+        where = "status = 'running' AND runner_id IS ?"
+        args: tuple[object, ...] = (job.id, job.runner_id)
+    else:
+        where = "status = 'interrupted' AND reason IS ?"
+        args = (job.id, job.reason)
+    now = time.time()
+    with queue._tx() as con:
+        cur = con.execute(
+            "UPDATE jobs SET status = ?, reason = ?, finished_at = COALESCE(finished_at, ?), "
+            f"trainer_pid = NULL WHERE id = ? AND {where}",
+            (status.value, reason, now, *args),
+        )
+        if cur.rowcount != 1:
+            return False  # changed meanwhile (the task or another 'queue list')
+        con.execute(
+            "UPDATE attempts SET status = ?, reason = ?, finished_at = COALESCE(finished_at, ?) "
+            "WHERE job_id = ? AND n = ?",
+            (status.value, reason, now, job.id, attempt),
+        )
+    if job.run_dir is not None and job.run_dir.is_dir():
+        close_interrupted_run(job.run_dir, reason)
+        code = f", exit code {found.exit_code}" if found.exit_code else ""
+        RunDir(job.run_dir).write_text("slurm.txt", f"{reason}\nSLURM: {found.state}{code}\n")
+    return True
 
 
 def run_slurm_task(

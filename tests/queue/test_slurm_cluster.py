@@ -194,3 +194,61 @@ def test_a_task_past_its_time_limit_is_recorded_canceled(
     while _trainers(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _trainers(tmp_path) == []
+
+
+def test_a_task_killed_outright_is_recorded_by_how_slurm_ended_it(
+    tmp_path: Path,
+    fake: FakeLab,
+    sd_scripts: Path,  # noqa: F811
+    on_cluster: SlurmCluster,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # What SLURM 22.05 really does (tests/fixtures/slurm/README.md): "scancel --signal=KILL ID"
+    # is a plain cancel (SIGTERM first, SIGKILL KillWait later; the task records it itself, as
+    # in the test above). "--batch --signal=KILL" SIGKILLs the task's script outright: SLURM
+    # records FAILED, exit code 0:9, and the task records nothing. queue list asks scontrol.
+    fake.plan({"*": fake.hang()})
+    q = tmp_path / "q"
+    assert main(["queue", "add", str(_write(tmp_path, "killed")), "--queue", str(q)]) == 0
+    submit = [
+        "queue",
+        "export-slurm",
+        "--queue",
+        str(q),
+        "--submit",
+        "--sd-scripts",
+        str(sd_scripts),
+    ]
+    submit += ["--gpus-per-task", "0", "--cpus-per-task", "1", "--mem", "500M"]
+    assert main(submit) == 0
+    slurm_id = slurm_ids(JobQueue(q))[1]
+    _wait_for(q, capsys, {1: "running"}, on_cluster)
+    deadline = time.monotonic() + 30
+    while not (JobQueue(q).get(1).run_dir and fake.calls()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fake.calls(), "the stand-in trainer did not start"
+    on_cluster.run("scancel", "--batch", "--signal=KILL", slurm_id)
+
+    # not the generic "interrupted: its queue runner is gone": SLURM's own account
+    _wait_for(q, capsys, {1: "interrupted"}, on_cluster, timeout_s=60)
+    said = on_cluster.run("scontrol", "show", "job", "-o", slurm_id)
+    assert "JobState=FAILED" in said and "ExitCode=0:9" in said
+    job = JobQueue(q).get(1)
+    assert job.reason == (
+        f"SLURM ended {slurm_id} as FAILED (exit code 0:9: killed by SIGKILL) while the queue "
+        "still had it running"
+    )
+    attempt = JobQueue(q).attempts(1)[-1]
+    assert (attempt.status, attempt.reason) == ("interrupted", job.reason)
+    assert job.run_dir is not None
+    slurm_txt = (job.run_dir / "slurm.txt").read_text().splitlines()
+    assert slurm_txt == [job.reason, "SLURM: FAILED, exit code 0:9"]
+    assert (job.run_dir / "status").read_text().strip() == "failed"  # closed: it was running
+    events = [json.loads(line) for line in (job.run_dir / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["kind"] == "run_finished" and events[-1]["reason"] == job.reason
+    # 'queue retry --resume' applies, as to any interrupted job; nothing is left running
+    deadline = time.monotonic() + 30
+    while _trainers(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _trainers(tmp_path) == []
+    assert [c["pid"] for c in fake.calls() if _alive(c["pid"])] == []
