@@ -104,3 +104,12 @@ def add_image(folder: Path, name: str = "a.png", size: tuple[int, int] = (64, 64
     path = folder / name
     Image.new("RGB", size, (120, 90, 60)).save(path)
     return path
+
+
+def saved_state(folder: Path) -> Path:
+    """A state folder as accelerate's ``save_state`` leaves a whole one: weights, optimizer,
+    scheduler, then ``random_states_0.pkl`` last (stand-in bytes; nothing here loads them)."""
+    folder.mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl"):
+        (folder / name).write_bytes(b"stand-in")
+    return folder

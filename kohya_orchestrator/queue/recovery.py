@@ -4,13 +4,13 @@ to resume from."""
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..events import EventAdapter, RunFinished, RunStatus, read_events
+from ..jobs.restart import complete_state, newest_state
 from ..launch.process import kill_tree
 from ..launch.rundir import RunDir
 from .records import Attempt, QueueJob
@@ -79,12 +79,10 @@ def close_interrupted_run(run_dir: Path, reason: str) -> None:
     rd.set_status(RunStatus.FAILED.value)
 
 
-_STATE_DIR = re.compile(r"^(?P<stem>.+?)(?:-(?:\d+|step\d+))?-state$")
-
-
 def latest_state(data: dict[str, Any], attempts: Sequence[Attempt]) -> Path | None:
-    """The newest sd-scripts state folder of a job (``<name>-state``, ``<name>-<epoch>-state``,
-    ``<name>-step<N>-state``), from its attempts' StateSaved events or its output folder."""
+    """The newest whole sd-scripts state folder of a job (``<name>-state``,
+    ``<name>-<epoch>-state``, ``<name>-step<N>-state``), from its attempts' StateSaved events or
+    its output folder; a folder torn by a crash while saving is skipped."""
     training = data.get("training", {}) if isinstance(data.get("training"), dict) else {}
     output_dir = Path(str(training.get("output_dir", "")))
     output_name = str(training.get("output_name", "lora"))
@@ -95,12 +93,10 @@ def latest_state(data: dict[str, Any], attempts: Sequence[Attempt]) -> Path | No
         for event in read_events(attempt.run_dir):
             if event.kind == "state_saved":
                 candidates.add(output_dir / Path(event.path).name)
-    if output_dir.is_dir():
-        for entry in output_dir.iterdir():
-            match = _STATE_DIR.match(entry.name)
-            if match and match.group("stem") == output_name:
-                candidates.add(entry)
-    existing = [p for p in candidates if p.is_dir()]
+    newest = newest_state(output_dir, output_name)
+    if newest is not None:
+        candidates.add(newest)
+    existing = [p for p in candidates if p.is_dir() and complete_state(p)]
     if not existing:
         return None
     return max(existing, key=lambda p: (p.stat().st_mtime, p.name))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from fake_runs import saved_state
 
 from kohya_orchestrator.events import EventAdapter, RunStarted, RunStatus, StateSaved
 from kohya_orchestrator.launch.rundir import RunDir
@@ -231,7 +232,7 @@ def _attempt(n: int, run_dir: Path | None) -> Attempt:
 
 
 def _touch_dir(path: Path, mtime: float) -> Path:
-    path.mkdir(parents=True)
+    saved_state(path)
     os.utime(path, (mtime, mtime))
     return path
 
@@ -246,6 +247,24 @@ def test_newest_state_folder_of_this_output_name(tmp_path: Path) -> None:
     (out / "style.safetensors").write_bytes(b"")
     data = {"training": {"output_dir": str(out), "output_name": "style"}}
     assert latest_state(data, []) == newest
+
+
+def test_a_state_torn_while_saving_is_never_resumed_from(tmp_path: Path) -> None:
+    """The real trainer, killed while saving, left model.safetensors, an empty optimizer.bin and
+    no random_states_0.pkl; sd-scripts then fails to load it (EOFError)."""
+    out = tmp_path / "out"
+    whole = _touch_dir(out / "style-000001-state", 1000)
+    torn = out / "style-000002-state"
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"weights")
+    (torn / "optimizer.bin").write_bytes(b"")
+    os.utime(torn, (3000, 3000))
+    data = {"training": {"output_dir": str(out), "output_name": "style"}}
+    assert latest_state(data, []) == whole
+    (torn / "optimizer.bin").write_bytes(b"optimizer")
+    assert latest_state(data, []) == whole  # still no random_states_0.pkl: not finished
+    (torn / "random_states_0.pkl").write_bytes(b"rng")
+    assert latest_state(data, []) == torn
 
 
 def test_state_saved_events_name_folders_by_their_basename(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_runs import saved_state
 
 from kohya_orchestrator.environment.discovery import Install
 from kohya_orchestrator.errors import ConfigError
@@ -155,10 +156,10 @@ def test_interrupted_job_resumes_from_the_latest_state(
     assert interrupted.status == JobStatus.INTERRUPTED
     assert run_fake(queue, install) == []  # never rerun by itself
     out = tmp_path / "out"
-    (out / "st-000001-state").mkdir(parents=True)
+    saved_state(out / "st-000001-state")
     time.sleep(0.01)
-    (out / "st-000002-state").mkdir()
-    (out / "other-000009-state").mkdir()
+    saved_state(out / "st-000002-state")
+    saved_state(out / "other-000009-state")
     job = queue.retry(1, resume=True)
     assert job.status == JobStatus.QUEUED and job.resume_from == str(out / "st-000002-state")
     (done,) = run_fake(queue, install)

@@ -50,6 +50,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--no-probe", action="store_true", help="skip the environment probe")
     parser.add_argument("--jsonl", action="store_true", help="print events as JSON lines")
     parser.add_argument("--stall-minutes", type=float, default=30.0, help="stop when silent (30)")
+    parser.add_argument(
+        "--resume-latest",
+        action="store_true",
+        help="the job was started before (e.g. a preempted cloud run started again): resume "
+        "from the newest saved state in its output folder; without one, move the earlier "
+        "checkpoints to <output>/superseded/ and start over",
+    )
     add_smoke_options(parser)
     add_cluster_options(parser)
     parser.set_defaults(func=run)
@@ -233,8 +240,42 @@ def _remedies(errors: list[ChildError]) -> list[str]:
     return found
 
 
+def _restart(job: TrainingJob) -> TrainingJob:
+    """``--resume-latest``: go on from the newest saved state (see jobs/restart.py). Relative
+    paths are the working directory's, as for the training itself."""
+    import sys
+    from datetime import datetime
+    from pathlib import Path
+
+    from ...jobs.restart import prepare_restart
+    from ...run import absolute_job
+    from ...ui.messages import hint
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    job, notes = prepare_restart(absolute_job(job, Path.cwd()), stamp)
+    for note in notes:
+        hint(f"--resume-latest: {note}", file=sys.stderr)
+    return job
+
+
 def run(args: argparse.Namespace) -> int:
-    """Load, validate and train."""
+    """Load, validate and train. SIGTERM (``kill``, ``sky cancel``) cancels like Ctrl-C: the
+    trainer is stopped in order and the run directory says canceled."""
+    import threading
+
+    from ...launch.slurm import on_terminate
+
+    if threading.current_thread() is not threading.main_thread():
+        return _run(args)
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with on_terminate(interrupt):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .._common import install_arguments, load_job_from_args, print_warnings
@@ -243,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
     install, arguments = install_arguments(args.sd_scripts, search=True, probe=not args.no_probe)
     job = load_job_from_args(args, arguments)
     print_warnings(job)
+    if args.resume_latest:
+        job = _restart(job)
     if args.on == "sky":
         from ._cluster import train_on_sky
 
