@@ -248,7 +248,7 @@ NOT_RUN: dict[str, str] = {
         "a template (RUN is your run folder), piped into jq"
     ),
     # beyond one machine (docs/queue.md): tested by tests/queue/test_slurm_cluster.py,
-    # tests/e2e/test_slurm_e2e.py and tests/queue/test_sky.py instead
+    # tests/e2e/test_slurm_e2e.py, tests/queue/test_sky.py and test_sky_cloud.py instead
     f"{PY} queue add /shared/jobs/a.toml /shared/jobs/b.toml --queue /shared/q": _CLUSTER,
     f"{PY} queue export-slurm --queue /shared/q --submit --partition gpu --time 04:00:00 "
     "--mem 32G --max-parallel 2": _CLUSTER,
@@ -261,7 +261,7 @@ NOT_RUN: dict[str, str] = {
         "runs inside a SLURM array task (the exported script runs it)"
     ),
     f"{PY} queue run --on sky --gpus A100:1": _CLOUD,
-    f"{PY} queue run --on sky --gpus L4:1 --spot": _CLOUD,
+    f"{PY} queue run --on sky --gpus L4:1 --spot --bucket s3://my-bucket/kohya": _CLOUD,
     f"{PY} train docs/examples/oilpaint.toml --on sky --gpus A100:1 --cloud runpod": _CLOUD,
 }
 

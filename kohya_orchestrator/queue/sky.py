@@ -15,9 +15,8 @@ out (what ``sky.Task.from_yaml_config`` / a ``task.yaml`` take):
 :func:`receive_events` reads those lines as SkyPilot streams them back (``sky launch`` /
 ``sky jobs logs``) and writes a local run directory shaped like a local ``train``'s (``job.json``,
 ``config.toml``, ``dataset.toml``, ``command.json``, ``console.log``, ``events.jsonl``, ``status``,
-``rc``), feeding the same sinks (the live display). :func:`launch_on_sky` is the thin part that
-calls SkyPilot (``sky.launch``, or ``sky.jobs.launch`` for managed spot jobs that SkyPilot
-restarts after a preemption); it needs the ``cloud`` extra and the user's cloud credentials.
+``rc``), feeding the same sinks (the live display); a restart (SkyPilot relaunching a preempted
+managed job) is noted and counted. The calls into SkyPilot are in ``launch/sky.py``.
 """
 
 from __future__ import annotations
@@ -25,13 +24,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._version import __version__
 from ..errors import ConfigError, Problem
-from ..events import EventAdapter, RunFinished, RunStatus
+from ..events import Event, EventAdapter, LogLine, RunFinished, RunStarted, RunStatus
 from ..jobs.loading import dump_job_toml, job_to_dict, validate_job
 from ..launch.rundir import RunDir, slugify
 from ..models import TrainingJob
@@ -40,11 +39,12 @@ from ..sinks import EventSink
 
 __all__ = [
     "DEFAULT_REMOTE_ROOT",
+    "PERSIST",
+    "RESTART_NOTE",
+    "Received",
     "SkyTask",
     "build_sky_task",
-    "launch_on_sky",
     "receive_events",
-    "require_skypilot",
     "start_local_run",
     "task_yaml",
 ]
@@ -52,12 +52,17 @@ __all__ = [
 DEFAULT_REMOTE_ROOT = "~/kohya-job"
 _OUTPUTS = {("training", "output_dir"): "output", ("training", "logging_dir"): "logs"}
 _ACCEL = re.compile(r"^[A-Za-z0-9_-]+(:\d+)?$")
+_BUCKET = re.compile(r"^(s3|gs|r2|https|cos|oci|nebius)://[^\s/]+(/[^\s]*)?$")
+PERSIST = "persist"
+"""With a bucket, the folder under the remote root that is the bucket: output, logs and runs."""
 
 
 class SkyTask(dict[str, Any]):
-    """A SkyPilot task as plain data, plus the remote job it runs (``remote_job``)."""
+    """A SkyPilot task as plain data, plus the remote job it runs (``remote_job``) and where its
+    outputs are when it ends (``output_source``: a path on the cluster, or the bucket's URL)."""
 
     remote_job: TrainingJob
+    output_source: str
 
 
 def _shell_path(path: str) -> str:
@@ -68,16 +73,16 @@ def _shell_path(path: str) -> str:
 
 
 def _remap(
-    value: Any, key: tuple[str, ...], root: str, mounts: dict[str, str]
+    value: Any, key: tuple[str, ...], root: str, mounts: dict[str, Any], outputs: str
 ) -> Any:  # walk the job's data; every absolute local path becomes a mounted relative one
     if isinstance(value, dict):
-        return {k: _remap(v, (*key, k), root, mounts) for k, v in value.items()}
+        return {k: _remap(v, (*key, k), root, mounts, outputs) for k, v in value.items()}
     if isinstance(value, list):
-        return [_remap(v, (*key, str(i)), root, mounts) for i, v in enumerate(value)]
+        return [_remap(v, (*key, str(i)), root, mounts, outputs) for i, v in enumerate(value)]
     if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
         return value
     if key[-2:] in _OUTPUTS:
-        return _OUTPUTS[key[-2:]]  # type: ignore[index]
+        return outputs + _OUTPUTS[key[-2:]]  # type: ignore[index]
     for remote, local in mounts.items():  # the same local path twice: one mount
         if local == value:
             return remote[len(root) + 1 :]
@@ -100,6 +105,7 @@ def build_sky_task(
     use_spot: bool = False,
     name: str | None = None,
     envs: Mapping[str, str] | None = None,
+    bucket: str | None = None,
 ) -> SkyTask:
     """The SkyPilot task that trains ``job`` on a cloud GPU. Pure.
 
@@ -118,20 +124,31 @@ def build_sky_task(
         use_spot: Spot instances (with ``sky jobs launch``, SkyPilot restarts after preemption).
         name: The task (and default cluster) name (default ``kohya-<job name>``).
         envs: Extra environment for setup and run (e.g. ``HF_TOKEN`` for gated models).
+        bucket: A bucket URL (``s3://name/prefix``, ``gs://``, ``r2://``...) mounted at
+            ``<remote>/persist``: the output folder, logs and runs live there, so they outlive
+            the instance (a managed spot job's is gone when it ends or is preempted), and the
+            run is ``train --resume-latest``: after a preemption SkyPilot runs it again on a new
+            instance and it resumes from the newest saved state.
 
     Raises:
-        ConfigError: a ``gpus`` SkyPilot would not read, or a relative remote root.
+        ConfigError: a ``gpus`` SkyPilot would not read, a relative remote root, or a bucket
+            that is not a bucket URL.
     """
     problems: list[Problem] = []
     if gpus is not None and not _ACCEL.match(gpus):
         problems.append(Problem("--gpus", f"not a SkyPilot accelerator: {gpus!r}", "e.g. A100:1"))
     if not (remote_root.startswith("~/") or remote_root.startswith("/")):
         problems.append(Problem("remote_root", f"not absolute: {remote_root!r}", "e.g. ~/kohya"))
+    if bucket is not None and not _BUCKET.match(bucket):
+        problems.append(
+            Problem("--bucket", f"not a bucket URL: {bucket!r}", "e.g. s3://my-bucket/kohya")
+        )
     if problems:
         raise ConfigError(problems, source="SkyPilot task")
     root = remote_root.rstrip("/")
-    mounts: dict[str, str] = {}
-    data = _remap(job_to_dict(job), (), root, mounts)
+    mounts: dict[str, Any] = {}
+    keep = f"{PERSIST}/" if bucket else ""
+    data = _remap(job_to_dict(job), (), root, mounts, keep)
     remote_job = validate_job(data, source="remote job")
     job_toml = dump_job_toml(
         remote_job, header=[f"remote copy of {job.display_name}: paths relative to {root}"]
@@ -164,9 +181,12 @@ def build_sky_task(
         "train",
         f"{_shell_path(root)}/job.toml",
         "--runs",
-        f"{_shell_path(root)}/runs",
+        f"{_shell_path(root)}/{keep}runs",
         "--jsonl",
     ]
+    if bucket:  # run again after a preemption: go on from the newest saved state
+        train.append("--resume-latest")
+        mounts[f"{root}/{PERSIST}"] = {"source": bucket.rstrip("/"), "mode": "MOUNT"}
     count = int(gpus.split(":")[1]) if gpus and ":" in gpus else 1
     if gpus and count > 1:
         train += ["--gpus", ",".join(str(i) for i in range(count))]
@@ -195,12 +215,13 @@ def build_sky_task(
             "name": name or f"kohya-{slugify(job.display_name)}",
             "resources": resources,
             "envs": dict(envs or {}),
-            "file_mounts": dict(sorted(mounts.items())),
+            "file_mounts": dict(sorted(mounts.items(), key=lambda item: item[0])),
             "setup": setup,
             "run": run,
         }
     )
     task.remote_job = remote_job
+    task.output_source = f"{bucket.rstrip('/')}/output" if bucket else f"{root}/output"
     return task
 
 
@@ -223,17 +244,50 @@ def start_local_run(job: TrainingJob, task: SkyTask, runs: Path) -> RunDir:
     return run_dir
 
 
+class Received(NamedTuple):
+    """How a streamed remote run ended: its final event, and the restarts seen on the way."""
+
+    finished: RunFinished
+    restarts: int
+
+
+RESTART_NOTE = (
+    "the remote run stopped before its end ({how}) and SkyPilot started it again on a new "
+    "instance (restart {n})"
+)
+
+
 def receive_events(
-    lines: Iterable[str], run_dir: RunDir, sinks: Sequence[EventSink] = ()
-) -> RunFinished:
+    lines: Iterable[str],
+    run_dir: RunDir,
+    sinks: Sequence[EventSink] = (),
+    *,
+    missing_final: Callable[[], tuple[RunStatus, str] | None] | None = None,
+) -> Received:
     """Write the streamed output of a remote ``train --jsonl`` into ``run_dir``.
 
     Every line goes to ``console.log`` as received; each event line (the remote's stdout) goes
     to ``events.jsonl`` and to ``sinks``; the remote's ``run_finished`` sets ``status`` and
-    ``rc``. Returns that event, or one saying the stream ended without it (status failed).
+    ``rc``. A managed job that SkyPilot restarted (after a spot preemption) streams a second
+    ``run_started``: a warning ``log_line`` says so, the restart's events follow with their
+    ``seq`` and ``t`` carried on (``events.jsonl`` stays in order), and ``restarts.json`` in the
+    run directory records each restart. Returns the last final event (or one saying the stream
+    ended without it: status failed, or what ``missing_final`` says, e.g. canceled) and the
+    number of restarts.
     """
     finished: RunFinished | None = None
     last_seq, last_t = -1, 0.0
+    seq_offset, t_offset = 0, 0.0
+    started = False  # a run_started was seen and its run_finished not yet
+    restarts: list[dict[str, Any]] = []
+
+    def emit(event: Event) -> None:
+        nonlocal last_seq, last_t
+        run_dir.append_event_line(EventAdapter.dump_json(event).decode("utf-8"))
+        last_seq, last_t = event.seq, event.t
+        for sink in sinks:
+            sink.handle(event)
+
     run_dir.set_status("running")
     with run_dir.console_log.open("a", encoding="utf-8") as console:
         for raw in lines:
@@ -245,74 +299,48 @@ def receive_events(
                 event = EventAdapter.validate_json(text)
             except ValueError:
                 continue  # a line that only looks like JSON
-            run_dir.append_event_line(EventAdapter.dump_json(event).decode("utf-8"))
-            last_seq, last_t = event.seq, event.t
-            for sink in sinks:
-                sink.handle(event)
+            if isinstance(event, RunStarted) and last_seq >= 0:
+                how = (
+                    "preempted, or its instance lost"
+                    if started
+                    else (f"it {finished.status.value}" if finished is not None else "unknown")
+                )
+                restarts.append({"after_seq": last_seq, "t": last_t, "how": how})
+                note = RESTART_NOTE.format(how=how, n=len(restarts))
+                emit(
+                    LogLine(
+                        seq=last_seq + 1, t=last_t, text=note, level="WARNING", source="SkyPilot"
+                    )
+                )
+                seq_offset, t_offset = last_seq + 1, last_t
+                run_dir.write_json("restarts.json", restarts)
+                finished = None
+            if seq_offset or t_offset:
+                event = event.model_copy(
+                    update={"seq": event.seq + seq_offset, "t": event.t + t_offset}
+                )
+            started = started or isinstance(event, RunStarted)
+            emit(event)
             if isinstance(event, RunFinished):
-                finished = event
+                finished, started = event, False
     if finished is None:
+        status, reason = (missing_final() if missing_final is not None else None) or (
+            RunStatus.FAILED,
+            "the remote run's output ended before its final event (see console.log)",
+        )
         finished = RunFinished(
             seq=last_seq + 1,
             t=last_t,
-            status=RunStatus.FAILED,
+            status=status,
             returncode=None,
             duration_s=last_t,
-            reason="the remote run's output ended before its final event (see console.log)",
+            reason=reason,
         )
-        run_dir.append_event_line(EventAdapter.dump_json(finished).decode("utf-8"))
-        for sink in sinks:
-            sink.handle(finished)
+        emit(finished)
     for sink in sinks:
         sink.close()
     run_dir.set_status(finished.status.value, finished.returncode)
-    return finished
-
-
-def require_skypilot() -> Any:
-    """The ``sky`` module.
-
-    Raises:
-        ConfigError: SkyPilot is not installed (``pip install 'kohya-orchestrator[cloud]'``).
-    """
-    try:
-        import sky  # type: ignore[import-not-found, unused-ignore]
-    except ImportError as exc:
-        raise ConfigError(
-            [
-                Problem(
-                    "--on sky",
-                    "SkyPilot is not installed",
-                    "pip install 'kohya-orchestrator[cloud]', then 'sky check' for your clouds",
-                )
-            ],
-            source="SkyPilot",
-        ) from exc
-    return sky
-
-
-def launch_on_sky(
-    task: SkyTask, *, cluster: str | None = None, managed: bool = False
-) -> Iterator[str]:  # pragma: no cover - needs a cloud account
-    """Launch ``task`` with SkyPilot and yield its output lines as they stream back.
-
-    ``managed``: a managed job (``sky jobs launch``), which SkyPilot restarts on a new instance
-    after a spot preemption (the restart's events follow in the same stream).
-    """
-    sky = require_skypilot()
-    sky_task = sky.Task.from_yaml_config(dict(task))
-    if managed:
-        job_ids, _ = sky.stream_and_get(sky.jobs.launch(sky_task, name=task["name"]))
-        lines = sky.jobs.tail_logs(
-            job_id=job_ids[0] if job_ids else None, follow=True, preload_content=False
-        )
-    else:
-        name = cluster or task["name"]
-        job_id, _ = sky.stream_and_get(sky.launch(sky_task, cluster_name=name))
-        lines = sky.tail_logs(name, job_id, follow=True, preload_content=False)
-    for line in lines:
-        if line is not None:
-            yield line
+    return Received(finished, len(restarts))
 
 
 def task_yaml(task: SkyTask) -> str:

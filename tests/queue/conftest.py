@@ -114,3 +114,10 @@ def run_fake(queue: JobQueue, install: Install, **options: Any) -> list[QueueJob
     options.setdefault("probe", False)
     options.setdefault("poll_s", 0.1)
     return QueueRunner(queue, install=install, launch=no_accelerate, **options).run()
+
+
+@pytest.fixture(autouse=True)
+def _no_real_skypilot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that reached real SkyPilot by mistake fails fast instead of starting SkyPilot's
+    local API server (a process that would outlive the test): its endpoint is a closed port."""
+    monkeypatch.setenv("SKYPILOT_API_SERVER_ENDPOINT", "http://127.0.0.1:9")

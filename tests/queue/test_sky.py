@@ -13,16 +13,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sky_local import LocalSky
 
 from kohya_orchestrator.cli.main import main
 from kohya_orchestrator.errors import ConfigError
 from kohya_orchestrator.events import read_events
 from kohya_orchestrator.installer import PINNED_COMMIT
 from kohya_orchestrator.jobs.loading import dump_job_toml, load_job
+from kohya_orchestrator.launch.sky import SkyHandle
 from kohya_orchestrator.queue.sky import build_sky_task, receive_events, start_local_run, task_yaml
 from kohya_orchestrator.run import absolute_job
 
@@ -123,7 +126,7 @@ def test_the_run_command_streams_events_into_a_local_run_directory(
         text=True,
     )
     with proc:
-        finished = receive_events(_lines(proc), local)
+        finished = receive_events(_lines(proc), local).finished
     assert proc.returncode == 0
     assert finished.status.value == "succeeded" and finished.returncode == 0
     assert (local.path / "status").read_text().strip() == "succeeded"
@@ -192,40 +195,6 @@ def test_train_on_sky_without_skypilot_says_how_to_get_it(
     assert not runs.exists()
 
 
-def _local_launcher(tmp_path: Path, install_dir: Path) -> Callable[..., Iterator[str]]:
-    """Plays SkyPilot here: mounts as symlinks, setup's venv as this Python, the stand-in
-    install in $HOME, then the task's run command, its merged output streamed line by line."""
-    home = tmp_path / "home"
-    (home).mkdir(exist_ok=True)
-    if not (home / "kohya-sd-scripts").exists():
-        (home / "kohya-sd-scripts").symlink_to(install_dir)
-    env = {**os.environ, "HOME": str(home)}
-
-    def launch(task: dict[str, object], managed: bool) -> Iterator[str]:
-        assert managed is False
-        for dst, src in task["file_mounts"].items():  # type: ignore[attr-defined]
-            target = Path(dst.replace("~", str(home), 1))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_symlink():
-                target.unlink()
-            target.symlink_to(src)
-        venv = home / "kohya-job" / ".venv" / "bin"
-        if not venv.exists():
-            venv.mkdir(parents=True)
-            (venv / "python").symlink_to(sys.executable)
-        with subprocess.Popen(
-            ["bash", "-c", str(task["run"])],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        ) as proc:
-            assert proc.stdout is not None
-            yield from proc.stdout
-
-    return launch
-
-
 def test_queue_run_on_sky_trains_each_job_and_records_it(
     tmp_path: Path,
     fake: FakeLab,
@@ -238,10 +207,11 @@ def test_queue_run_on_sky_trains_each_job_and_records_it(
     queue = JobQueue(tmp_path / "q")
     queue.add([NewJob(make_job(tmp_path, "good")), NewJob(make_job(tmp_path, "bad"))])
     told: list[str] = []
+    sky = LocalSky(tmp_path, sd_scripts)
     done = run_queue_on_sky(
         queue,
         gpus=None,
-        launcher=_local_launcher(tmp_path, sd_scripts),
+        backend=sky,
         notify=lambda job, message: told.append(f"{job.id}: {message}"),
     )
     assert [(j.name, j.status) for j in done] == [
@@ -277,7 +247,10 @@ def test_a_stream_cut_short_ends_the_run_failed(tmp_path: Path) -> None:
         *(EventAdapter.dump_json(e).decode() for e in events),
         "{not json}",
     ]
-    finished = receive_events(lines, run_dir, [CallbackSink(lambda e: seen.append(e.kind))])
+    finished, restarts = receive_events(
+        lines, run_dir, [CallbackSink(lambda e: seen.append(e.kind))]
+    )
+    assert restarts == 0
     assert [e.kind for e in read_events(run_dir.path)] == [
         "run_started",
         "log_line",
@@ -297,10 +270,11 @@ def test_a_launch_skypilot_refuses_fails_that_job_and_the_queue_goes_on(tmp_path
     queue = JobQueue(tmp_path / "q")
     queue.add([NewJob(make_job(tmp_path, n)) for n in ("a", "b")])
 
-    def refuse(task: dict[str, object], managed: bool) -> Iterator[str]:
-        raise RuntimeError("No launchable resource found for A100:1\n(more)")
+    class Refusing(LocalSky):
+        def launch(self, task: Any, managed: bool, output_source: str) -> SkyHandle:
+            raise RuntimeError("No launchable resource found for A100:1\n(more)")
 
-    done = run_queue_on_sky(queue, launcher=refuse)  # type: ignore[arg-type]
+    done = run_queue_on_sky(queue, backend=Refusing(tmp_path, tmp_path))
     assert [j.status for j in done] == [JobStatus.FAILED, JobStatus.FAILED]
     assert done[0].reason == "SkyPilot: RuntimeError: No launchable resource found for A100:1"
     assert queue.attempts(1)[0].status == "failed"
@@ -321,23 +295,30 @@ def test_train_on_sky_streams_into_a_local_run_directory(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`train --on sky` end to end, SkyPilot played here (see _local_launcher)."""
-    import kohya_orchestrator.queue.sky as sky_module
+    """`train --on sky` end to end, SkyPilot played here (tests/sky_local.py)."""
+    import kohya_orchestrator.launch.sky as sky_module
 
     from .test_cli_verbs import _write
 
     fake.plan({"*": fake.ok()})
-    launcher = _local_launcher(tmp_path, sd_scripts)
-    monkeypatch.setattr(sky_module, "require_skypilot", lambda: None)
-    monkeypatch.setattr(
-        sky_module, "launch_on_sky", lambda task, managed=False: launcher(task, managed)
-    )
+    sky = LocalSky(tmp_path, sd_scripts)
+    monkeypatch.setattr(sky_module, "SkyPilotBackend", lambda: sky)
     job = _write(tmp_path, "skycli")
     runs = tmp_path / "runs"
     argv = ["train", str(job), "--sd-scripts", str(sd_scripts), "--no-probe", "--on", "sky"]
+    local_output = Path(load_job(job).training.output_dir)
+    assert not (local_output / "skycli.safetensors").exists()
     assert main([*argv, "--runs", str(runs)]) == 0
-    assert "trained on SkyPilot: kohya-skycli" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"trained on SkyPilot: kohya-skycli; outputs in {local_output}" in out
     (run_dir,) = list(runs.iterdir())
     assert (run_dir / "status").read_text().strip() == "succeeded"
     assert read_events(run_dir)[-1].kind == "run_finished"
     assert (tmp_path / "home" / "kohya-job" / "output" / "skycli.safetensors").is_file()
+    # the outputs came back into the job's own output folder, and the run says what moved
+    assert (local_output / "skycli.safetensors").is_file()
+    moved = json.loads((run_dir / "outputs.json").read_text())["moved"]
+    assert "skycli.safetensors" in moved
+    assert not (run_dir / "remote-output").exists()  # nothing left behind: all delivered
+    handle = json.loads((run_dir / "sky.json").read_text())
+    assert handle["name"] == "kohya-skycli" and handle["restarts"] == 0

@@ -35,7 +35,15 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     )
     sky.add_argument("--cloud", metavar="NAME", help="SkyPilot cloud (runpod, lambda, aws, ...)")
     sky.add_argument(
-        "--spot", action="store_true", help="a managed spot job (restarted after preemption)"
+        "--spot",
+        action="store_true",
+        help="a managed spot job, restarted after a preemption (needs --bucket)",
+    )
+    sky.add_argument(
+        "--bucket",
+        metavar="URL",
+        help="keep the output folder, logs and runs in this bucket (s3://, gs://, r2://...): "
+        "they outlive the instance, and a restart resumes from the newest saved state",
     )
     sky.add_argument(
         "--task-out",
@@ -59,32 +67,50 @@ def machine_args(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _need_bucket(args: argparse.Namespace) -> None:
+    """A managed spot job's instance is gone when it ends or is preempted: --spot needs a bucket."""
+    from ...errors import ConfigError, Problem
+
+    if args.spot and not args.bucket:
+        raise ConfigError(
+            [
+                Problem(
+                    "--spot",
+                    "a spot instance is gone when it is preempted or the job ends, and its "
+                    "output folder with it",
+                    "add --bucket s3://my-bucket/kohya (or gs://, r2://...): outputs and saved "
+                    "state live there, and a restart resumes from the newest state",
+                )
+            ],
+            source="--on sky",
+        )
+
+
 def train_on_sky(args: argparse.Namespace, job: TrainingJob) -> int:
-    """``train --on sky``: the SkyPilot task of the job; launched, or written with --task-out."""
+    """``train --on sky``: the SkyPilot task of the job; launched, or written with --task-out.
+    Ctrl-C (or SIGTERM) cancels the remote run too."""
     import sys
     from pathlib import Path
 
     from ...installer import PINNED_COMMIT
     from ...launch.rundir import RunDir
-    from ...queue.sky import (
-        build_sky_task,
-        launch_on_sky,
-        receive_events,
-        require_skypilot,
-        start_local_run,
-        task_yaml,
-    )
+    from ...launch.sky import SkyPilotBackend
+    from ...queue.sky import build_sky_task, start_local_run, task_yaml
+    from ...queue.sky_run import run_on_sky
     from ...run import absolute_job
-    from ...ui.messages import fail, hint, ok
+    from ...ui.messages import fail, hint, ok, warn
     from ...ui.progress import RichProgressSink
 
+    _need_bucket(args)
+    job = absolute_job(job, Path.cwd())
     task = build_sky_task(
-        absolute_job(job, Path.cwd()),
+        job,
         gpus=args.gpus or "A100:1",
         cloud=args.cloud,
         use_spot=args.spot,
         product=args.product,
         sd_scripts_ref=PINNED_COMMIT,
+        bucket=args.bucket,
     )
     if args.task_out:
         out = Path(args.task_out)
@@ -92,14 +118,35 @@ def train_on_sky(args: argparse.Namespace, job: TrainingJob) -> int:
         ok(f"wrote the SkyPilot task {out}")
         hint(f"next: sky launch {out}   (or sky jobs launch {out} for a managed spot job)")
         return 0
-    require_skypilot()  # before a run directory is made
+    if args.spot and not job.training.save_state:
+        warn(
+            "training.save_state is off: after a preemption the restart trains from the start "
+            "(--set training.save_state=true resumes from the last saved epoch)"
+        )
+    backend = SkyPilotBackend()  # before a run directory is made: SkyPilot must be there
     run_dir = start_local_run(job, task, Path(args.runs))
     hint(f"run directory: {run_dir.path}", file=sys.stderr)
-    finished = receive_events(launch_on_sky(task, managed=args.spot), run_dir, [RichProgressSink()])
-    if finished.status.value == "succeeded":
-        ok(f"trained on SkyPilot: {task['name']}; outputs are in ~/kohya-job/output on the remote")
+    result = run_on_sky(
+        job,
+        task,
+        run_dir,
+        backend,
+        managed=args.spot,
+        sinks=[RichProgressSink()],
+        on_launched=lambda h: hint(f"launched on SkyPilot as {h.name}", file=sys.stderr),
+    )
+    if result.restarts:
+        warn(f"SkyPilot restarted the run {result.restarts} time(s) after a preemption")
+    if result.delivered is not None:
+        hint(result.delivered.summary())
+    if result.fetch_error:
+        fail(result.fetch_error)
+    finished = result.finished
+    if finished.status.value == "succeeded" and not result.fetch_error:
+        ok(f"trained on SkyPilot: {task['name']}; outputs in {job.training.output_dir}")
         return 0
-    fail(f"training {finished.status.value}: {finished.reason}")
+    if finished.status.value != "succeeded":
+        fail(f"training {finished.status.value}: {finished.reason}")
     hint(f"full log: {run_dir.path / 'console.log'}", file=sys.stderr)
     return 1
 
@@ -112,7 +159,10 @@ def add_sky_queue_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--on", choices=("local", "sky"), default="local", help="where to train")
     group.add_argument("--cloud", metavar="NAME", help="SkyPilot cloud (runpod, lambda, aws, ...)")
-    group.add_argument("--spot", action="store_true", help="managed spot jobs")
+    group.add_argument("--spot", action="store_true", help="managed spot jobs (needs --bucket)")
+    group.add_argument(
+        "--bucket", metavar="URL", help="outputs and saved state in this bucket (one folder a job)"
+    )
     group.add_argument("--product", metavar="SPEC", help="what the remote installs us from")
 
 
@@ -121,12 +171,13 @@ def queue_run_on_sky(args: argparse.Namespace, queue: JobQueue) -> int:
     from pathlib import Path
 
     from ...installer import PINNED_COMMIT
+    from ...launch.sky import SkyPilotBackend
     from ...queue import JobStatus, QueueJob
-    from ...queue.sky import require_skypilot
     from ...queue.sky_queue import run_queue_on_sky
     from ...ui.messages import fail, hint, ok
 
-    require_skypilot()
+    _need_bucket(args)
+    backend = SkyPilotBackend()
 
     def notify(job: QueueJob, message: str) -> None:
         hint(f"job {job.id} ({job.name}): {message}")
@@ -138,8 +189,10 @@ def queue_run_on_sky(args: argparse.Namespace, queue: JobQueue) -> int:
         use_spot=args.spot,
         product=args.product,
         sd_scripts_ref=PINNED_COMMIT,
+        bucket=args.bucket,
         runs=Path(args.runs) if args.runs else None,
         sweep=args.sweep,
+        backend=backend,
         notify=notify,
     )
     others = [j for j in done if j.status != JobStatus.SUCCEEDED]

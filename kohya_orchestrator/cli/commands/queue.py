@@ -133,7 +133,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "cancel",
         help="cancel waiting jobs or stop running ones",
         description="A waiting job is canceled; a running one is stopped by its runner. A job "
-        "submitted to SLURM is also scancelled (its array task records it canceled).",
+        "submitted to SLURM is also scancelled (its array task records it canceled); a job on "
+        "SkyPilot is canceled there (by its runner, or from here when the runner is gone).",
         epilog="example:\n  python -m kohya_orchestrator queue cancel 4 5",
         formatter_class=RAW,
     )
@@ -248,7 +249,7 @@ def _list(args: argparse.Namespace) -> int:
     from ...ui.messages import console, hint
 
     queue = open_queue(args)
-    reconcile_slurm(queue)  # submitted jobs SLURM dropped before they started: canceled
+    reconcile_slurm(queue)  # what SLURM dropped before it started, or ended with SIGKILL
     jobs = queue.jobs(sweep=args.sweep)
     gone = {j.id for j in jobs if j.status == JobStatus.RUNNING and not queue.runner_alive(j)}
     if args.json:
@@ -293,15 +294,20 @@ def _list(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     from ...queue import JobStatus
+    from ...queue.sky_queue import cancel_on_sky
     from ...queue.slurm_tasks import cancel_jobs
     from ...ui.messages import ok
 
     queue = open_queue(args)
+    live = (JobStatus.RUNNING, JobStatus.INTERRUPTED)  # an interrupted cloud run may still go on
+    before = [j for j in queue.jobs(ids=set(args.ids)) if j.status in live]
     for job in cancel_jobs(queue, args.ids):  # scancels the jobs submitted to SLURM
         if job.status == JobStatus.RUNNING:
             ok(f"asked the runner to stop job {job.id} ({job.name})")
         else:
             ok(f"canceled job {job.id} ({job.name})")
+    for line in cancel_on_sky(queue, before):  # cloud runs whose runner is gone
+        ok(line)
     return 0
 
 
