@@ -14,7 +14,8 @@ What it stands in for, and how:
   ``before_restart()`` runs, and the run command starts again, its output following in the same
   stream (as ``sky jobs logs`` does across a recovery);
 - **cancel**: SIGTERM to the job's session, as SkyPilot's cancel stops a job's processes;
-- **fetch_outputs**: a copy of the remote output folder (the cluster's, or the bucket's).
+- **fetch_outputs**: a copy of the remote output folder (the cluster's, or the bucket's);
+- **release** (``sky down``): recorded in ``released``.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class LocalSky:
         self.run: dict[int, str] = {}
         self.launched: list[tuple[dict[str, Any], bool]] = []
         self.canceled: list[SkyHandle] = []
+        self.released: list[SkyHandle] = []
 
     def local(self, remote: str) -> Path:
         """A remote path (``~/...``) or bucket URL as the folder that plays it here."""
@@ -142,6 +144,9 @@ class LocalSky:
 
     def restarts(self, handle: SkyHandle) -> int | None:
         return None
+
+    def release(self, handle: SkyHandle) -> None:
+        self.released.append(handle)
 
     def stop_all(self) -> None:
         """Leave nothing running after a test."""

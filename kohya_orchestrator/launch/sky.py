@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from ..errors import ConfigError, OrchestratorError, Problem
 
 __all__ = [
+    "AUTODOWN_MINUTES",
     "HANDLE_NAME",
     "SkyBackend",
     "SkyHandle",
@@ -92,13 +93,27 @@ class SkyBackend(Protocol):
         """How many times SkyPilot restarted the run (None: it does not say)."""
         ...
 
+    def release(self, handle: SkyHandle) -> None:
+        """Stop paying for the run's machine once its outputs are here (a cluster is torn down;
+        a managed job's instance is already gone)."""
+        ...
+
+
+AUTODOWN_MINUTES = 30
+"""A cluster the product launched tears itself down after this many idle minutes, even when the
+product is gone (killed, the laptop closed): a forgotten GPU never bills for long."""
+
 
 class SkyPilotBackend:  # pragma: no cover - every call needs a cloud account
-    """:class:`SkyBackend` through SkyPilot's Python API (``sky``), with the user's credentials."""
+    """:class:`SkyBackend` through SkyPilot's Python API (``sky``), with the user's credentials.
 
-    def __init__(self, cluster: str | None = None) -> None:
+    ``keep``: leave the cluster up after the run (for another run on it; its autostop still
+    applies: SkyPilot's ``down`` after ``AUTODOWN_MINUTES`` idle minutes)."""
+
+    def __init__(self, cluster: str | None = None, keep: bool = False) -> None:
         self.sky = require_skypilot()
         self.cluster = cluster
+        self.keep = keep
 
     def launch(self, task: Mapping[str, Any], managed: bool, output_source: str) -> SkyHandle:
         sky = self.sky
@@ -108,7 +123,10 @@ class SkyPilotBackend:  # pragma: no cover - every call needs a cloud account
             job_id = job_ids[0] if job_ids else None
             return SkyHandle(task["name"], job_id, True, output_source)
         name = self.cluster or task["name"]
-        job_id, _ = sky.stream_and_get(sky.launch(sky_task, cluster_name=name))
+        request = sky.launch(
+            sky_task, cluster_name=name, idle_minutes_to_autostop=AUTODOWN_MINUTES, down=True
+        )
+        job_id, _ = sky.stream_and_get(request)
         return SkyHandle(name, job_id, False, output_source)
 
     def follow(self, handle: SkyHandle) -> Iterator[str]:
@@ -151,6 +169,10 @@ class SkyPilotBackend:  # pragma: no cover - every call needs a cloud account
             if data.get("job_id") == handle.job_id:
                 return int(data.get("recovery_count") or 0)
         return None
+
+    def release(self, handle: SkyHandle) -> None:
+        if not handle.managed and not self.keep:
+            self.sky.stream_and_get(self.sky.down(handle.name))
 
 
 def require_skypilot() -> Any:

@@ -10,7 +10,10 @@
    or SkyPilot's own count when it says more) in ``sky.json``;
 4. fetch the remote output folder and move its files into the job's local ``output_dir``, never
    over a file that is there (:mod:`.sky_outputs`). Also after a failed or canceled run: its
-   checkpoints so far are the user's. A fetch that fails is reported, with where the outputs are.
+   checkpoints so far are the user's. A fetch that fails is reported, with where the outputs are;
+5. once the outputs are here, release the machine (``sky down``; a managed job's is gone
+   already). When the fetch failed the cluster stays up for the user to copy by hand, until
+   SkyPilot's own autodown (``launch/sky.py``: ``AUTODOWN_MINUTES`` idle).
 
 :func:`cancel_recorded` reaches a run whose launcher is gone (``queue cancel`` after the
 ``queue run --on sky`` process died), from the handle in its run directory.
@@ -119,6 +122,11 @@ def run_on_sky(
     except (OSError, OrchestratorError) as exc:
         fetch_error = f"the outputs stay at {handle.output_source}: {exc}"
         run_dir.write_text("outputs-error.txt", fetch_error + "\n")
+    else:  # the outputs are here: stop paying for the machine
+        try:
+            backend.release(handle)
+        except Exception as exc:  # SkyPilot's autodown still ends it
+            run_dir.write_text("release-error.txt", f"{type(exc).__name__}: {exc}\n")
     return CloudResult(finished, handle, restarts, delivered, fetch_error, canceled.is_set())
 
 

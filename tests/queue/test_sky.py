@@ -302,7 +302,7 @@ def test_train_on_sky_streams_into_a_local_run_directory(
 
     fake.plan({"*": fake.ok()})
     sky = LocalSky(tmp_path, sd_scripts)
-    monkeypatch.setattr(sky_module, "SkyPilotBackend", lambda: sky)
+    monkeypatch.setattr(sky_module, "SkyPilotBackend", lambda keep=False: sky)
     job = _write(tmp_path, "skycli")
     runs = tmp_path / "runs"
     argv = ["train", str(job), "--sd-scripts", str(sd_scripts), "--no-probe", "--on", "sky"]
@@ -322,3 +322,9 @@ def test_train_on_sky_streams_into_a_local_run_directory(
     assert not (run_dir / "remote-output").exists()  # nothing left behind: all delivered
     handle = json.loads((run_dir / "sky.json").read_text())
     assert handle["name"] == "kohya-skycli" and handle["restarts"] == 0
+    assert [h.name for h in sky.released] == ["kohya-skycli"]  # torn down once outputs are here
+
+    # the same job again: its final file is now here, so it is refused before any launch
+    assert main([*argv, "--runs", str(runs)]) == 2
+    assert "already exists and would be overwritten" in capsys.readouterr().err
+    assert len(sky.launched) == 1 and len(list(runs.iterdir())) == 1

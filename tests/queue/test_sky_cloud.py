@@ -287,3 +287,36 @@ def test_queue_cancel_reaches_a_cloud_run_whose_runner_is_gone(
     )
     assert (run_dir.path / "canceled.txt").is_file() or run_dir.read_status() == "canceled"
     _wait(lambda: _gone(_trainer_pids(fake)), "the trainer to be gone", 10)
+
+
+def test_outputs_that_cannot_be_fetched_are_reported_and_the_cluster_kept(
+    tmp_path: Path,
+    fake: FakeLab,
+    sd_scripts: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import kohya_orchestrator.launch.sky as sky_module
+
+    from .test_cli_verbs import _write
+
+    class NoCopy(LocalSky):
+        def fetch_outputs(self, handle: SkyHandle, into: Path) -> None:
+            raise OSError("rsync: connection unexpectedly closed")
+
+    fake.plan({"*": fake.ok()})
+    sky = NoCopy(tmp_path, sd_scripts)
+    monkeypatch.setattr(sky_module, "SkyPilotBackend", lambda keep=False: sky)
+    job = _write(tmp_path, "nocopy")
+    runs = tmp_path / "runs"
+    argv = ["train", str(job), "--sd-scripts", str(sd_scripts), "--no-probe", "--on", "sky"]
+    assert main([*argv, "--runs", str(runs)]) == 1
+    captured = capsys.readouterr()
+    assert "the outputs stay at ~/kohya-job/output: rsync: connection unexpectedly closed" in (
+        captured.out + captured.err
+    )
+    assert "rsync -a kohya-nocopy:kohya-job/output/" in captured.out + captured.err
+    (run_dir,) = list(runs.iterdir())
+    assert (run_dir / "status").read_text().strip() == "succeeded"  # the training itself did
+    assert (run_dir / "outputs-error.txt").is_file()
+    assert sky.released == []  # kept up, so the user can copy by hand

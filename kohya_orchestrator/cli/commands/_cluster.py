@@ -46,6 +46,12 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
         "they outlive the instance, and a restart resumes from the newest saved state",
     )
     sky.add_argument(
+        "--keep-cluster",
+        action="store_true",
+        help="leave the SkyPilot cluster up after the run (it still tears itself down after 30 "
+        "idle minutes); by default it is torn down once the outputs are here",
+    )
+    sky.add_argument(
         "--task-out",
         metavar="FILE",
         help="write the SkyPilot task (YAML) and stop: sky launch FILE",
@@ -92,9 +98,11 @@ def train_on_sky(args: argparse.Namespace, job: TrainingJob) -> int:
     import sys
     from pathlib import Path
 
+    from ...errors import ConfigError
     from ...installer import PINNED_COMMIT
+    from ...jobs.checks import check_outputs
     from ...launch.rundir import RunDir
-    from ...launch.sky import SkyPilotBackend
+    from ...launch.sky import AUTODOWN_MINUTES, SkyPilotBackend
     from ...queue.sky import build_sky_task, start_local_run, task_yaml
     from ...queue.sky_run import run_on_sky
     from ...run import absolute_job
@@ -103,6 +111,9 @@ def train_on_sky(args: argparse.Namespace, job: TrainingJob) -> int:
 
     _need_bucket(args)
     job = absolute_job(job, Path.cwd())
+    clashes = check_outputs(job)  # the outputs come back here: refuse before paying for a GPU
+    if clashes:
+        raise ConfigError(clashes, source="--on sky")
     task = build_sky_task(
         job,
         gpus=args.gpus or "A100:1",
@@ -123,7 +134,8 @@ def train_on_sky(args: argparse.Namespace, job: TrainingJob) -> int:
             "training.save_state is off: after a preemption the restart trains from the start "
             "(--set training.save_state=true resumes from the last saved epoch)"
         )
-    backend = SkyPilotBackend()  # before a run directory is made: SkyPilot must be there
+    # before a run directory is made: SkyPilot must be there
+    backend = SkyPilotBackend(keep=args.keep_cluster)
     run_dir = start_local_run(job, task, Path(args.runs))
     hint(f"run directory: {run_dir.path}", file=sys.stderr)
     result = run_on_sky(
@@ -141,6 +153,12 @@ def train_on_sky(args: argparse.Namespace, job: TrainingJob) -> int:
         hint(result.delivered.summary())
     if result.fetch_error:
         fail(result.fetch_error)
+        if not args.spot:
+            hint(
+                f"the cluster {result.handle.name} stays up for {AUTODOWN_MINUTES} idle minutes: "
+                f"rsync -a {result.handle.name}:{result.handle.output_source.removeprefix('~/')}/ "
+                f"{job.training.output_dir}/"
+            )
     finished = result.finished
     if finished.status.value == "succeeded" and not result.fetch_error:
         ok(f"trained on SkyPilot: {task['name']}; outputs in {job.training.output_dir}")
