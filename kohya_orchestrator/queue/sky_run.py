@@ -32,7 +32,7 @@ from ..launch.rundir import RunDir
 from ..launch.sky import HANDLE_NAME, SkyBackend, SkyHandle, read_handle
 from ..models import TrainingJob
 from ..sinks import EventSink
-from .sky import SkyTask, receive_events
+from .sky import Received, SkyTask, receive_events
 from .sky_outputs import Delivered, fetch_into_run
 
 __all__ = ["CANCELED_ON_SKY", "CloudResult", "cancel_recorded", "run_on_sky"]
@@ -70,6 +70,10 @@ def run_on_sky(
         Exception: whatever the backend raises at launch (no credentials, no capacity): nothing
             ran; the run directory says ``failed`` with the message.
         KeyboardInterrupt: after the remote run was canceled and the run directory closed.
+
+    A stream that breaks (SkyPilot's API or the network fails while following) cancels the
+    remote run, so nothing trains and bills unseen; the run ends failed, saying so, and its
+    outputs so far are still fetched.
     """
     try:
         handle = backend.launch(dict(task), managed, task.output_source)
@@ -87,7 +91,7 @@ def run_on_sky(
         while cancel_requested is not None and not done.wait(poll_s):
             if cancel_requested():
                 canceled.set()
-                backend.cancel(handle)
+                _cancel(backend, handle, run_dir)
                 return
 
     watcher = threading.Thread(target=watch, name="sky-cancel", daemon=True)
@@ -103,9 +107,19 @@ def run_on_sky(
         )
     except KeyboardInterrupt:
         done.set()
-        backend.cancel(handle)
-        _close_canceled(run_dir)
+        _cancel(backend, handle, run_dir)
+        _close(run_dir, RunStatus.CANCELED, CANCELED_ON_SKY)
+        run_dir.write_text(
+            "outputs-error.txt",
+            f"canceled before the outputs were copied: they stay at {handle.output_source}\n",
+        )
         raise
+    except Exception as exc:  # the stream broke (SkyPilot's API, the network): stop paying
+        done.set()
+        _cancel(backend, handle, run_dir)
+        lost = f"lost SkyPilot's output stream ({type(exc).__name__}: {exc})".splitlines()[0]
+        finished = _close(run_dir, RunStatus.FAILED, f"{lost}; the remote run was canceled")
+        received = Received(finished, 0)
     finally:
         done.set()
     watcher.join(timeout=5)
@@ -137,9 +151,17 @@ def _counted(backend: SkyBackend, handle: SkyHandle) -> int:
         return 0
 
 
-def _close_canceled(run_dir: RunDir) -> RunFinished:
-    """A run whose stream was cut (Ctrl-C here, or its launcher gone) ends canceled: a final
-    event saying so after the last one it holds."""
+def _cancel(backend: SkyBackend, handle: SkyHandle, run_dir: RunDir) -> None:
+    """Cancel through SkyPilot; its refusal is written down (``cancel-error.txt``), not raised."""
+    try:
+        backend.cancel(handle)
+    except Exception as exc:
+        run_dir.write_text("cancel-error.txt", f"{type(exc).__name__}: {exc}\n")
+
+
+def _close(run_dir: RunDir, status: RunStatus, reason: str) -> RunFinished:
+    """A run whose stream was cut (Ctrl-C here, the stream lost, its launcher gone) ends with a
+    final event saying how, after the last one it holds."""
     from ..events import read_events
 
     events = read_events(run_dir.path)
@@ -147,13 +169,13 @@ def _close_canceled(run_dir: RunDir) -> RunFinished:
     closing = RunFinished(
         seq=seq,
         t=t,
-        status=RunStatus.CANCELED,
+        status=status,
         returncode=None,
         duration_s=t,
-        reason=CANCELED_ON_SKY,
+        reason=reason,
     )
     run_dir.append_event_line(EventAdapter.dump_json(closing).decode("utf-8"))
-    run_dir.set_status(RunStatus.CANCELED.value)
+    run_dir.set_status(status.value)
     return closing
 
 
@@ -166,7 +188,7 @@ def cancel_recorded(run_dir: Path, backend: SkyBackend) -> SkyHandle | None:
     backend.cancel(handle)
     rd = RunDir(run_dir)
     if rd.read_status() not in ("succeeded", "failed", "canceled"):
-        _close_canceled(rd)
+        _close(rd, RunStatus.CANCELED, CANCELED_ON_SKY)
     else:
         rd.write_text("canceled.txt", CANCELED_ON_SKY + "\n")
     return handle

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -320,3 +321,79 @@ def test_outputs_that_cannot_be_fetched_are_reported_and_the_cluster_kept(
     assert (run_dir / "status").read_text().strip() == "succeeded"  # the training itself did
     assert (run_dir / "outputs-error.txt").is_file()
     assert sky.released == []  # kept up, so the user can copy by hand
+
+
+def _started_run(tmp_path: Path, name: str) -> tuple[object, object, object]:
+    job = make_job(tmp_path, name)
+    task = build_sky_task(job, gpus=None, name=f"kohya-{name}")
+    return job, task, start_local_run(job, task, tmp_path / "runs")
+
+
+def test_a_broken_stream_cancels_the_remote_run_and_still_fetches_its_outputs(
+    tmp_path: Path,
+    fake: FakeLab,
+    sd_scripts: Path,  # noqa: F811
+) -> None:
+    """SkyPilot's log stream fails mid-run: nothing may train (and bill) unseen."""
+    from kohya_orchestrator.queue.sky_run import run_on_sky
+
+    class Flaky(LocalSky):
+        def follow(self, handle: SkyHandle) -> Iterator[str]:
+            for n, line in enumerate(super().follow(handle)):
+                yield line
+                if n == 5:
+                    raise ConnectionError("API server went away")
+
+    fake.plan({"*": fake.hang()})
+    job, task, run_dir = _started_run(tmp_path, "flaky")
+    sky = Flaky(tmp_path, sd_scripts)
+    remote_out = sky.local("~/kohya-job/output")
+    try:
+        result = run_on_sky(job, task, run_dir, sky)  # type: ignore[arg-type]
+        handle = result.handle
+        _wait(lambda: sky.procs[handle.job_id].poll() is not None, "the remote run to stop", 20)  # type: ignore[index]
+    finally:
+        sky.stop_all()
+    assert sky.canceled == [result.handle]
+    assert result.finished.status.value == "failed"
+    assert result.finished.reason == (
+        "lost SkyPilot's output stream (ConnectionError: API server went away); "
+        "the remote run was canceled"
+    )
+    assert run_dir.read_status() == "failed"  # type: ignore[attr-defined]
+    assert read_events(run_dir.path)[-1].kind == "run_finished"  # type: ignore[attr-defined]
+    # what there was was fetched (the stand-in had saved nothing yet) and the machine released
+    assert result.fetch_error is None and result.delivered is not None
+    assert result.delivered.moved == [] and not remote_out.exists()
+    assert sky.released == [result.handle]
+
+
+def test_ctrl_c_cancels_the_remote_run_and_says_where_the_outputs_stay(
+    tmp_path: Path,
+    fake: FakeLab,
+    sd_scripts: Path,  # noqa: F811
+) -> None:
+    from kohya_orchestrator.queue.sky_run import run_on_sky
+
+    class Interrupted(LocalSky):
+        def follow(self, handle: SkyHandle) -> Iterator[str]:
+            for n, line in enumerate(super().follow(handle)):
+                yield line
+                if n == 5:
+                    raise KeyboardInterrupt
+
+    fake.plan({"*": fake.hang()})
+    job, task, run_dir = _started_run(tmp_path, "ctrlc")
+    sky = Interrupted(tmp_path, sd_scripts)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_on_sky(job, task, run_dir, sky)  # type: ignore[arg-type]
+        (handle,) = sky.canceled
+        _wait(lambda: sky.procs[handle.job_id].poll() is not None, "the remote run to stop", 20)  # type: ignore[index]
+    finally:
+        sky.stop_all()
+    assert run_dir.read_status() == "canceled"  # type: ignore[attr-defined]
+    last = read_events(run_dir.path)[-1]  # type: ignore[attr-defined]
+    assert last.kind == "run_finished" and last.status.value == "canceled"  # type: ignore[union-attr]
+    assert "stay at ~/kohya-job/output" in (run_dir.path / "outputs-error.txt").read_text()  # type: ignore[attr-defined]
+    assert sky.released == []

@@ -138,15 +138,23 @@ def train_on_sky(args: argparse.Namespace, job: TrainingJob) -> int:
     backend = SkyPilotBackend(keep=args.keep_cluster)
     run_dir = start_local_run(job, task, Path(args.runs))
     hint(f"run directory: {run_dir.path}", file=sys.stderr)
-    result = run_on_sky(
-        job,
-        task,
-        run_dir,
-        backend,
-        managed=args.spot,
-        sinks=[RichProgressSink()],
-        on_launched=lambda h: hint(f"launched on SkyPilot as {h.name}", file=sys.stderr),
-    )
+    try:
+        result = run_on_sky(
+            job,
+            task,
+            run_dir,
+            backend,
+            managed=args.spot,
+            sinks=[RichProgressSink()],
+            on_launched=lambda h: hint(f"launched on SkyPilot as {h.name}", file=sys.stderr),
+        )
+    except KeyboardInterrupt:
+        hint(
+            f"canceled on SkyPilot; outputs so far were not copied: {task.output_source} "
+            f"(a cluster tears itself down after {AUTODOWN_MINUTES} idle minutes)",
+            file=sys.stderr,
+        )
+        raise
     if result.restarts:
         warn(f"SkyPilot restarted the run {result.restarts} time(s) after a preemption")
     if result.delivered is not None:
