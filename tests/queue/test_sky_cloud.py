@@ -323,6 +323,20 @@ def test_outputs_that_cannot_be_fetched_are_reported_and_the_cluster_kept(
     assert sky.released == []  # kept up, so the user can copy by hand
 
 
+class _CutShort(LocalSky):
+    """Following the run raises ``error`` after six lines (the stream breaks, or Ctrl-C)."""
+
+    def __init__(self, tmp_path: Path, install: Path, error: BaseException) -> None:
+        super().__init__(tmp_path, install)
+        self.error = error
+
+    def follow(self, handle: SkyHandle) -> Iterator[str]:
+        for n, line in enumerate(super().follow(handle)):
+            yield line
+            if n == 5:
+                raise self.error
+
+
 def _started_run(tmp_path: Path, name: str) -> tuple[object, object, object]:
     job = make_job(tmp_path, name)
     task = build_sky_task(job, gpus=None, name=f"kohya-{name}")
@@ -337,16 +351,9 @@ def test_a_broken_stream_cancels_the_remote_run_and_still_fetches_its_outputs(
     """SkyPilot's log stream fails mid-run: nothing may train (and bill) unseen."""
     from kohya_orchestrator.queue.sky_run import run_on_sky
 
-    class Flaky(LocalSky):
-        def follow(self, handle: SkyHandle) -> Iterator[str]:
-            for n, line in enumerate(super().follow(handle)):
-                yield line
-                if n == 5:
-                    raise ConnectionError("API server went away")
-
     fake.plan({"*": fake.hang()})
     job, task, run_dir = _started_run(tmp_path, "flaky")
-    sky = Flaky(tmp_path, sd_scripts)
+    sky = _CutShort(tmp_path, sd_scripts, ConnectionError("API server went away"))
     remote_out = sky.local("~/kohya-job/output")
     try:
         result = run_on_sky(job, task, run_dir, sky)  # type: ignore[arg-type]
@@ -375,16 +382,9 @@ def test_ctrl_c_cancels_the_remote_run_and_says_where_the_outputs_stay(
 ) -> None:
     from kohya_orchestrator.queue.sky_run import run_on_sky
 
-    class Interrupted(LocalSky):
-        def follow(self, handle: SkyHandle) -> Iterator[str]:
-            for n, line in enumerate(super().follow(handle)):
-                yield line
-                if n == 5:
-                    raise KeyboardInterrupt
-
     fake.plan({"*": fake.hang()})
     job, task, run_dir = _started_run(tmp_path, "ctrlc")
-    sky = Interrupted(tmp_path, sd_scripts)
+    sky = _CutShort(tmp_path, sd_scripts, KeyboardInterrupt())
     try:
         with pytest.raises(KeyboardInterrupt):
             run_on_sky(job, task, run_dir, sky)  # type: ignore[arg-type]

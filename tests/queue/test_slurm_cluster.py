@@ -73,6 +73,23 @@ def _trainers(under: Path) -> list[psutil.Process]:
     return found
 
 
+def _add_and_submit(
+    tmp_path: Path,
+    names: tuple[str, ...],
+    sd_scripts: Path,
+    *options: str,  # noqa: F811
+) -> Path:
+    """Queue the stand-in jobs ``names`` and submit them to SLURM as an array on one CPU each;
+    returns the queue folder."""
+    q = tmp_path / "q"
+    jobs = [str(_write(tmp_path, name)) for name in names]
+    assert main(["queue", "add", *jobs, "--queue", str(q)]) == 0
+    submit = ["queue", "export-slurm", "--queue", str(q), "--submit"]
+    submit += ["--sd-scripts", str(sd_scripts), "--gpus-per-task", "0", "--cpus-per-task", "1"]
+    assert main([*submit, *options]) == 0
+    return q
+
+
 def test_submit_report_back_and_cancel(
     tmp_path: Path,
     fake: FakeLab,
@@ -168,19 +185,7 @@ def test_a_task_past_its_time_limit_is_recorded_canceled(
     # silent after part of a real run, for longer than the one-minute limit (SLURM checks
     # limits about every 30 s, so this takes 60 to 100 s)
     fake.plan({"*": {**fake.ok(), "args": "--hang --stop-after 30 --max-lifetime 180"}})
-    q = tmp_path / "q"
-    assert main(["queue", "add", str(_write(tmp_path, "slow")), "--queue", str(q)]) == 0
-    submit = [
-        "queue",
-        "export-slurm",
-        "--queue",
-        str(q),
-        "--submit",
-        "--sd-scripts",
-        str(sd_scripts),
-    ]
-    submit += ["--gpus-per-task", "0", "--cpus-per-task", "1", "--mem", "500M", "--time", "1"]
-    assert main(submit) == 0
+    q = _add_and_submit(tmp_path, ("slow",), sd_scripts, "--mem", "500M", "--time", "1")
     _wait_for(q, capsys, {1: "running"}, on_cluster)
     started = time.monotonic()
     _wait_for(q, capsys, {1: "canceled"}, on_cluster, timeout_s=150)
@@ -208,19 +213,7 @@ def test_a_task_killed_outright_is_recorded_by_how_slurm_ended_it(
     # in the test above). "--batch --signal=KILL" SIGKILLs the task's script outright: SLURM
     # records FAILED, exit code 0:9, and the task records nothing. queue list asks scontrol.
     fake.plan({"*": fake.hang()})
-    q = tmp_path / "q"
-    assert main(["queue", "add", str(_write(tmp_path, "killed")), "--queue", str(q)]) == 0
-    submit = [
-        "queue",
-        "export-slurm",
-        "--queue",
-        str(q),
-        "--submit",
-        "--sd-scripts",
-        str(sd_scripts),
-    ]
-    submit += ["--gpus-per-task", "0", "--cpus-per-task", "1", "--mem", "500M"]
-    assert main(submit) == 0
+    q = _add_and_submit(tmp_path, ("killed",), sd_scripts, "--mem", "500M")
     slurm_id = slurm_ids(JobQueue(q))[1]
     _wait_for(q, capsys, {1: "running"}, on_cluster)
     deadline = time.monotonic() + 30
