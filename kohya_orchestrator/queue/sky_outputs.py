@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jobs.restart import STATE_DIR
 from ..launch.rundir import RunDir
 
 __all__ = ["STAGING", "Delivered", "deliver_outputs", "fetch_into_run"]
@@ -46,11 +47,16 @@ def deliver_outputs(staging: Path, output_dir: Path) -> Delivered:
 
     Entries (files, and folders such as ``sample/`` or ``<name>-state``) move whole; a folder
     whose name exists locally is merged one level down by the same rule, so new samples join an
-    existing ``sample/`` folder without replacing any image in it.
+    existing ``sample/`` folder without replacing any image in it. A saved state is never merged
+    (half of one state and half of another would not load): its name taken, it stays whole.
     """
     done = Delivered(output_dir=output_dir, staging=staging)
     _merge(staging, output_dir, done, prefix="")
     return done
+
+
+def _state(folder: Path) -> bool:
+    return STATE_DIR.match(folder.name) is not None
 
 
 def _merge(source: Path, target: Path, done: Delivered, prefix: str) -> None:
@@ -61,7 +67,7 @@ def _merge(source: Path, target: Path, done: Delivered, prefix: str) -> None:
         if not dest.exists() and not dest.is_symlink():
             shutil.move(str(entry), str(dest))
             done.moved.append(name)
-        elif entry.is_dir() and dest.is_dir() and not entry.is_symlink():
+        elif entry.is_dir() and dest.is_dir() and not entry.is_symlink() and not _state(entry):
             _merge(entry, dest, done, prefix=f"{name}/")
         else:
             done.kept.append(name)

@@ -92,17 +92,22 @@ def test_outputs_come_back_without_overwriting_anything(tmp_path: Path) -> None:
     (staging / "lora-000002.safetensors").write_bytes(b"remote epoch 2")
     (staging / "sample" / "a.png").write_bytes(b"remote a")
     (staging / "sample" / "b.png").write_bytes(b"remote b")
+    saved_state(staging / "lora-000001-state")
     (out / "sample").mkdir(parents=True)
+    (out / "lora-000001-state").mkdir()  # an older state of that name: never mixed with it
+    (out / "lora-000001-state" / "model.safetensors").write_bytes(b"old weights")
     (out / "lora-000002.safetensors").write_bytes(b"the user's own")
     (out / "sample" / "a.png").write_bytes(b"the user's a")
     done = deliver_outputs(staging, out)
     assert sorted(done.moved) == ["lora.safetensors", "sample/b.png"]
-    assert sorted(done.kept) == ["lora-000002.safetensors", "sample/a.png"]
+    assert sorted(done.kept) == ["lora-000001-state", "lora-000002.safetensors", "sample/a.png"]
+    assert sorted(p.name for p in (out / "lora-000001-state").iterdir()) == ["model.safetensors"]
+    assert (staging / "lora-000001-state" / "random_states_0.pkl").is_file()  # kept whole
     assert (out / "lora-000002.safetensors").read_bytes() == b"the user's own"
     assert (out / "sample" / "a.png").read_bytes() == b"the user's a"
     assert (out / "sample" / "b.png").read_bytes() == b"remote b"
     assert (staging / "lora-000002.safetensors").read_bytes() == b"remote epoch 2"  # not lost
-    assert "2 left in" in done.summary() and "lora-000002.safetensors" in done.summary()
+    assert "3 left in" in done.summary() and "lora-000002.safetensors" in done.summary()
 
 
 def test_resume_latest_goes_on_from_the_newest_state_or_sets_the_old_start_aside(
