@@ -76,8 +76,8 @@ def _trainers(under: Path) -> list[psutil.Process]:
 def _add_and_submit(
     tmp_path: Path,
     names: tuple[str, ...],
-    sd_scripts: Path,
-    *options: str,  # noqa: F811
+    sd_scripts: Path,  # noqa: F811
+    *options: str,
 ) -> Path:
     """Queue the stand-in jobs ``names`` and submit them to SLURM as an array on one CPU each;
     returns the queue folder."""
