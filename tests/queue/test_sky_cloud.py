@@ -30,6 +30,7 @@ from kohya_orchestrator.queue.locks import RunnerLock
 from kohya_orchestrator.queue.sky import build_sky_task, start_local_run
 from kohya_orchestrator.queue.sky_outputs import deliver_outputs
 from kohya_orchestrator.queue.sky_queue import run_queue_on_sky
+from kohya_orchestrator.queue.sky_run import CANCELED_ON_SKY
 from kohya_orchestrator.run import absolute_job
 
 from .conftest import FakeLab, make_job
@@ -291,7 +292,9 @@ def test_queue_cancel_reaches_a_cloud_run_whose_runner_is_gone(
     assert read_handle(run_dir.path) == SkyHandle(
         "kohya-orphan", handle.job_id, False, task.output_source
     )
-    assert (run_dir.path / "canceled.txt").is_file() or run_dir.read_status() == "canceled"
+    # queue cancel first closed the run as interrupted (its runner is gone), then canceled it
+    assert run_dir.read_status() == "failed"
+    assert (run_dir.path / "canceled.txt").read_text() == CANCELED_ON_SKY + "\n"
     _wait(lambda: _gone(_trainer_pids(fake)), "the trainer to be gone", 10)
 
 
